@@ -1,0 +1,275 @@
+"""The run's typed configuration: one pydantic model per section, loaded from one YAML file.
+
+`load_config("configs/demo.yaml", ["rollout.n=8", "rounds=3"])` reads the YAML, applies dotted
+overrides (values parsed as YAML), and validates. Unknown keys and bad values are rejected with
+the field's dotted path and what is allowed, before anything is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration problem: the message names the field and the fix."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TinyModelConfig(Section):
+    """A small model built from a config (no download): a real architecture, few layers."""
+
+    arch: Literal["qwen2", "gpt2", "llama"] = "qwen2"
+    num_layers: int = Field(2, ge=1)
+    hidden_size: int = Field(128, ge=8)
+    num_heads: int = Field(4, ge=1)
+    intermediate_size: int = Field(512, ge=8)
+    max_position_embeddings: int = Field(256, ge=16)
+
+
+class ModelConfig(Section):
+    name: str | None = Field(None, description="Hugging Face hub id or local path; null builds `tiny`.")
+    tiny: TinyModelConfig | None = None
+    tokenizer: str | None = Field(None, description="Defaults to `name`; a tiny model gets a char tokenizer.")
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    chat_template: bool = Field(True, description="Use the tokenizer's chat template when it has one.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ModelConfig":
+        if self.name is None and self.tiny is None:
+            raise ValueError("set `model.name` (hub id or path) or `model.tiny` (a model built from config)")
+        if self.name and _looks_like_path(self.name) and not Path(self.name).expanduser().exists():
+            raise ValueError(f"model path {self.name!r} does not exist; give an existing directory or a hub id")
+        return self
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith(("/", "./", "../", "~"))
+
+
+class TaskConfig(Section):
+    """A procedurally generated task (the demo): problems with worked rationales."""
+
+    kind: Literal["arithmetic"] = "arithmetic"
+    train_size: int = Field(2000, ge=1)
+    eval_size: int = Field(200, ge=1)
+    seed_size: int = Field(64, ge=0)
+    num_operands: int = Field(3, ge=2, le=5)
+    max_operand: int = Field(99, ge=1)
+
+    @model_validator(mode="after")
+    def _enough_problems(self) -> "TaskConfig":
+        total = self.train_size + self.eval_size + self.seed_size
+        space = (self.max_operand + 1) ** self.num_operands * 2 ** (self.num_operands - 1)
+        if total > space // 2:  # keep sampling without replacement fast
+            raise ValueError(f"{total} unique problems asked of a space of {space}; "
+                             "raise max_operand or num_operands, or lower the sizes")
+        return self
+
+
+class ColumnMap(Section):
+    prompt: str = "prompt"
+    answer: str = "answer"
+    rationale: str | None = None
+
+
+class DataConfig(Section):
+    task: TaskConfig | None = None
+    path: str | None = Field(None, description="Local .jsonl/.json/.parquet of training prompts.")
+    dataset: str | None = Field(None, description="Hugging Face dataset id, loaded with datasets.load_dataset.")
+    subset: str | None = None
+    split: str = "train"
+    eval_path: str | None = None
+    eval_split: str | None = Field(None, description="Split of `dataset` held out for evaluation.")
+    eval_size: int = Field(200, ge=1, description="Held-out size when carved from the training split.")
+    seed_path: str | None = Field(None, description="Labeled problems with rationales for the initial SFT.")
+    columns: ColumnMap = ColumnMap()
+    prompts_per_round: int = Field(256, ge=1)
+    prompt_template: str = Field("{prompt}", description="Text around each problem; {prompt} marks where it goes.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DataConfig":
+        sources = [s for s in (self.task, self.path, self.dataset) if s is not None]
+        if len(sources) != 1:
+            raise ValueError("set exactly one of `data.task`, `data.path`, `data.dataset`")
+        for key in ("path", "eval_path", "seed_path"):
+            value = getattr(self, key)
+            if value is not None and not Path(value).expanduser().exists():
+                raise ValueError(f"data.{key}: file {value!r} does not exist")
+        return self
+
+
+class RolloutConfig(Section):
+    engine: Literal["hf", "vllm"] = "hf"
+    n: int = Field(4, ge=1, description="Samples per prompt.")
+    temperature: float = Field(1.0, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(64, ge=1)
+    stop: list[str] = []
+    batch_size: int = Field(256, ge=1, description="Sequences per generate call.")
+    prompts_per_shard: int = Field(64, ge=1, description="Generation resumes at shard granularity.")
+
+
+class RewardSpec(Section):
+    name: str
+    weight: float = 1.0
+    args: dict[str, Any] = {}
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from rewards import build_reward
+
+        build_reward(name)  # raises with the list of built-ins
+        return name
+
+
+class StarConfig(Section):
+    rationalize: bool = True
+    hint_template: str = Field("{prompt} (answer {answer}) ", description="Prompt with the answer as a hint.")
+
+
+class UpdateConfig(Section):
+    algorithm: Literal["rft", "star"] = "rft"
+    init: Literal["previous", "base"] = Field("previous", description="base: restart each round from round 0.")
+    threshold: float = Field(1.0, description="Keep samples whose total reward is >= threshold.")
+    max_per_prompt: int = Field(4, ge=1, description="K: at most this many kept samples per prompt.")
+    dedup: bool = True
+    learning_rate: float = Field(1e-4, gt=0)
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, description="Caps optimizer steps per round; -1 = by epochs.")
+    batch_size: int = Field(16, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    warmup_steps: int = Field(0, ge=0)
+    lr_scheduler: str = "constant"
+    weight_decay: float = 0.0
+    max_length: int = Field(512, ge=8)
+    save_steps: int = Field(25, ge=1, description="Trainer checkpoint interval: training resumes from the last.")
+    num_processes: int = Field(1, ge=1, description=">1 launches the update with accelerate.")
+    seed_epochs: float = Field(0.0, ge=0, description="Initial SFT on data.seed_path that makes round 0.")
+    star: StarConfig = StarConfig()
+
+
+class EvalConfig(Section):
+    k: int = Field(4, ge=1, description="Samples per problem for pass@k / maj@k; 1 = greedy only.")
+    temperature: float = Field(1.0, ge=0.0)
+    max_new_tokens: int | None = Field(None, description="Defaults to rollout.max_new_tokens.")
+
+
+class ControlConfig(Section):
+    """The baseline: the loop's optimizer steps spent on the seed set alone."""
+
+    enabled: bool = False
+
+
+class TrackingConfig(Section):
+    wandb: bool = True
+    project: str = "selfloop"
+    group: str | None = None
+    tags: list[str] = []
+    mode: Literal["auto", "online", "offline"] = "auto"
+    table_rows: int = Field(8, ge=0)
+
+
+class LoopConfig(Section):
+    name: str = "demo"
+    runs_dir: str = "runs"
+    seed: int = 0
+    rounds: int = Field(3, ge=1)
+    model: ModelConfig
+    data: DataConfig
+    rollout: RolloutConfig = RolloutConfig()
+    rewards: list[RewardSpec] = Field(default_factory=lambda: [RewardSpec(name="math")], min_length=1)
+    update: UpdateConfig = UpdateConfig()
+    eval: EvalConfig = EvalConfig()
+    control: ControlConfig = ControlConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "LoopConfig":
+        if self.update.seed_epochs > 0 and self.data.seed_path is None and self.data.task is None:
+            raise ValueError("update.seed_epochs > 0 needs labeled examples: set data.seed_path")
+        if self.control.enabled and self.data.seed_path is None and self.data.task is None:
+            raise ValueError("control.enabled needs a seed set: set data.seed_path")
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply `a.b.c=value` overrides; the value is parsed as YAML (`3`, `true`, `[a, b]`)."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set rollout.n=8")
+        node = raw
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is not a section")
+        node[leaf] = yaml.safe_load(value)
+    return raw
+
+
+def validate(raw: dict) -> LoopConfig:
+    try:
+        return LoopConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_explain(err)) from None
+
+
+def _explain(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see the config reference in README.md)"
+        lines.append(f"{path or 'config'}: {msg}")
+    return "invalid config: " + "; ".join(lines)
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> LoopConfig:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return validate(apply_overrides(raw, list(overrides)))
+
+
+def to_dict(cfg: LoopConfig) -> dict:
+    return cfg.model_dump(mode="json")
+
+
+def diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted paths whose values differ, as `path: old -> new`."""
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        a, b, path = old.get(key), new.get(key), f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += diff(a, b, path + ".")
+        elif a != b:
+            changes.append(f"{path}: {a!r} -> {b!r}")
+    return changes
+
+
+def flatten(cfg: dict, prefix: str = "") -> dict[str, Any]:
+    """`{"a": {"b": 1}}` -> `{"a.b": 1}`: the flat view W&B compares runs by."""
+    flat = {}
+    for key, value in cfg.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

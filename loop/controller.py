@@ -1,0 +1,269 @@
+"""The iteration controller: it owns control flow and records it; workers do the heavy work.
+
+Round 0 makes the starting policy (a tiny model built from config, optionally SFT'd on the
+labeled seed set) and evaluates it. Each later round is
+
+    generate -> reward -> filter -> train -> swap -> evaluate [-> control]
+
+(the swap loads the new checkpoint into the running engine in place, and evaluation then runs
+on it). After each phase its metrics are written and `state.json` names it, so `loop resume`
+skips every finished phase; generation resumes by shard and training from the Trainer's last
+checkpoint. Everything is seeded per (round, phase, shard), so a resumed run ends with the
+same metrics as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from datasets import Dataset
+from rich.console import Console
+
+from loop.atomic import save_parquet
+from loop.config import LoopConfig
+from loop.data import TaskData, load_task_data, round_prompts
+from loop.evaluate import evaluate
+from loop.progress import BarCallback, phase_bar
+from loop.rollouts import generate_shards, score, seed_for
+from loop.rundir import RunDir, RunState
+from loop.tracking import Tracker
+from policies.engines.base import SamplingParams
+from policies.engines.hf import HFEngine
+from policies.loading import build_tiny
+from policies.prompts import render_prompt
+from policies.sft import SFTJob
+from policies.updates import BuildContext, build_algorithm
+from rewards import WeightedReward, build_reward
+
+INIT_PHASES = ("init", "evaluate", "control")
+ROUND_PHASES = ("generate", "reward", "filter", "train", "swap", "evaluate", "control")
+
+
+class Loop:
+    def __init__(self, cfg: LoopConfig, run: RunDir, tracker: Tracker, console: Console):
+        self.cfg, self.run, self.tracker, self.console = cfg, run, tracker, console
+        self.state: RunState = run.load_state()
+        self.rewards = [WeightedReward(s.name, build_reward(s.name, **s.args), s.weight) for s in cfg.rewards]
+        self.verifier = next((r.fn for r in self.rewards if r.name == "math"), None) or build_reward("math")
+        self.algorithm = build_algorithm(cfg.update)
+        self.engine: HFEngine | None = None
+        self.data: TaskData | None = None
+
+    # --- driver ---------------------------------------------------------------------------
+    def run_all(self) -> None:
+        self.data = load_task_data(self.cfg.data, self.cfg.seed, self.run.data_dir)
+        for r in range(self.state.round, self.cfg.rounds + 1):
+            for phase in self._phases(r):
+                if not self._done(r, phase):
+                    self._run_phase(r, phase)
+            self._finish_round(r)
+        self.state.done = True
+        self.run.save_state(self.state)
+
+    def _phases(self, r: int) -> tuple[str, ...]:
+        phases = INIT_PHASES if r == 0 else ROUND_PHASES
+        return phases if self.cfg.control.enabled else tuple(p for p in phases if p != "control")
+
+    def _done(self, r: int, phase: str) -> bool:
+        s = self.state
+        if r != s.round:
+            return r < s.round
+        phases = self._phases(r)
+        return s.phase is not None and phases.index(phase) <= phases.index(s.phase)
+
+    def _run_phase(self, r: int, phase: str) -> None:
+        if self.engine is None and phase != "init":
+            self._start_engine()
+        start = time.perf_counter()
+        metrics = getattr(self, f"_{phase}")(r) or {}
+        metrics[f"time/{phase}_s"] = time.perf_counter() - start
+        self.run.save_phase_metrics(r, phase, metrics)
+        self.state.round, self.state.phase = r, phase
+        self.state.history.append(f"{r}/{phase}")
+        self.run.save_state(self.state)
+
+    def _finish_round(self, r: int) -> None:
+        record = self.run.round_metrics(r)
+        record["time/round_s"] = sum(v for k, v in record.items() if k.startswith("time/") and k.endswith("_s"))
+        self.run.append_round_metrics(record)
+        self.tracker.log(record, step=r)
+        self.console.print(summary_line(record, self.run.read_metrics()), soft_wrap=True)
+        self.state.round, self.state.phase = r + 1, None
+        self.run.save_state(self.state)
+
+    def _start_engine(self) -> None:
+        self.engine = HFEngine(self.state.generator, self.state.generator_id, self.cfg.rollout.batch_size,
+                               self.cfg.model.dtype)
+        render = self._render
+        self.data.train = self.data.train.map(lambda row: {"prompt_text": render(row["prompt"])})
+        self.data.eval = self.data.eval.map(lambda row: {"prompt_text": render(row["prompt"])})
+
+    def _render(self, problem: str) -> str:
+        text = self.cfg.data.prompt_template.replace("{prompt}", problem)
+        return render_prompt(self.engine.tokenizer, text, self.cfg.model.chat_template)
+
+    # --- round 0 --------------------------------------------------------------------------
+    def _init(self, r: int) -> dict:
+        cfg = self.cfg
+        base = cfg.model.name
+        if base is None:
+            base = str(build_tiny(cfg.model, cfg.seed, self.run.round_dir(0) / "base"))
+        self.state.generator, self.state.generator_id = base, "round_000"
+        self._start_engine()
+        metrics: dict = {}
+        if self.data.seed is not None:
+            seed_set = self.data.seed.map(lambda row: {"prompt_text": self._render(row["prompt"]),
+                                                       "completion": row["rationale"]})
+            seed_set = Dataset.from_dict({"prompt": seed_set["prompt_text"], "completion": seed_set["completion"]})
+            save_parquet(seed_set, self._seed_examples())
+        if cfg.update.seed_epochs > 0 and self.data.seed is not None:
+            job = self._job(base, self._seed_examples(), self.run.round_dir(0) / "train",
+                            self.run.checkpoint(0), seed=cfg.seed, epochs=cfg.update.seed_epochs)
+            result = self._train_with_bar(job, "seed sft")
+            metrics = {"train/seed_steps": float(result.steps), "train/seed_loss": result.train_loss}
+            base = str(self.run.checkpoint(0))
+            self.engine.load_weights(Path(base), "round_000")
+        self.state.generator = base
+        self.state.policies["0"] = self.state.controls["0"] = base
+        return metrics
+
+    def _seed_examples(self) -> Path:
+        return self.run.round_dir(0) / "seed_examples.parquet"
+
+    # --- round r phases -------------------------------------------------------------------
+    def _generate(self, r: int) -> dict:
+        prompts = round_prompts(self.data.train, r, self.cfg.data.prompts_per_round, self.cfg.seed)
+        rollouts = self._sample(r, prompts, "rollouts")
+        return {"rollout/prompts": float(len(prompts)), "generator/round": float(r - 1),
+                "rollout/samples": float(len(rollouts))}
+
+    def _sample(self, r: int, prompts: Dataset, name: str) -> Dataset:
+        ro = self.cfg.rollout
+        params = SamplingParams(ro.n, ro.temperature, ro.top_p, ro.max_new_tokens, tuple(ro.stop))
+        with phase_bar(self.console, name[:10], total=len(prompts)) as bar:
+            return generate_shards(self.engine, prompts, params, self.run.round_dir(r) / name,
+                                   ro.prompts_per_shard, self.cfg.seed, r, bar.advance)
+
+    def _reward(self, r: int) -> dict:
+        scored, metrics = score(self._load_rollouts(r), self.rewards)
+        save_parquet(scored, self._scored_path(r))
+        self.tracker.log_rollouts(_table_rows(scored, self.cfg.tracking.table_rows), step=r)
+        return metrics
+
+    def _load_rollouts(self, r: int) -> Dataset:
+        files = sorted(str(p) for p in (self.run.round_dir(r) / "rollouts").glob("shard_*.parquet"))
+        return Dataset.from_parquet(files)
+
+    def _scored_path(self, r: int) -> Path:
+        return self.run.round_dir(r) / "scored.parquet"
+
+    def _filter(self, r: int) -> dict:
+        scored = Dataset.from_parquet(str(self._scored_path(r)))
+        ctx = BuildContext(round=r, sample=lambda prompts, name: score(self._sample(r, prompts, name), self.rewards)[0],
+                           render=self._render)
+        examples, metrics = self.algorithm.build_examples(scored, ctx)
+        save_parquet(examples, self._examples_path(r))
+        metrics["train/examples"] = float(len(examples))
+        return metrics
+
+    def _examples_path(self, r: int) -> Path:
+        return self.run.round_dir(r) / "train" / "examples.parquet"
+
+    def _train(self, r: int) -> dict:
+        init = self._init_policy(self.state.policies, r)
+        examples = self._examples_path(r)
+        if Dataset.from_parquet(str(examples)).num_rows == 0:
+            self.console.print(f"  round {r}: no accepted samples; the policy stays as it was")
+            self.state.policies[str(r)] = init
+            return {"train/steps": 0.0}
+        job = self._job(init, examples, self.run.round_dir(r) / "train", self.run.checkpoint(r),
+                        seed=seed_for(self.cfg.seed, r, "train") % 2**31)
+        result = self._train_with_bar(job, "train")
+        self.state.policies[str(r)] = str(self.run.checkpoint(r))
+        return {"train/steps": float(result.steps), "train/loss": result.train_loss}
+
+    def _init_policy(self, policies: dict[str, str], r: int) -> str:
+        return policies["0"] if self.cfg.update.init == "base" else policies[str(r - 1)]
+
+    def _swap(self, r: int) -> dict:
+        policy = self.state.policies[str(r)]
+        start = time.perf_counter()
+        self.engine.load_weights(Path(policy), f"round_{r:03d}")
+        self.state.generator, self.state.generator_id = policy, f"round_{r:03d}"
+        return {"swap/seconds": time.perf_counter() - start}
+
+    def _evaluate(self, r: int) -> dict:
+        ev = self.cfg.eval
+        max_new = ev.max_new_tokens or self.cfg.rollout.max_new_tokens
+        with phase_bar(self.console, "evaluate"):
+            return evaluate(self.engine, self.data.eval, self.verifier, ev.k, ev.temperature, max_new,
+                            tuple(self.cfg.rollout.stop), seed_for(self.cfg.seed, r, "eval"))
+
+    def _control(self, r: int) -> dict:
+        """The baseline: the loop's optimizer steps of this round spent on the seed set alone."""
+        if r == 0:
+            return {"control/pass@1": self.run.round_metrics(0)["eval/pass@1"]}
+        steps = int(self.run.round_metrics(r).get("train/steps", 0))
+        init = self._init_policy(self.state.controls, r)
+        policy = init
+        if steps > 0:
+            out = self.run.round_dir(r) / "control"
+            job = self._job(init, self._seed_examples(), out / "train", out / "checkpoint",
+                            seed=seed_for(self.cfg.seed, r, "control") % 2**31, max_steps=steps)
+            self._train_with_bar(job, "control")
+            policy = str(out / "checkpoint")
+        self.state.controls[str(r)] = policy
+        self.engine.load_weights(Path(policy), "control")
+        try:
+            return self._evaluate_greedy("control")
+        finally:
+            self.engine.load_weights(Path(self.state.generator), self.state.generator_id)
+
+    def _evaluate_greedy(self, prefix: str) -> dict:
+        max_new = self.cfg.eval.max_new_tokens or self.cfg.rollout.max_new_tokens
+        return evaluate(self.engine, self.data.eval, self.verifier, 1, 0.0, max_new,
+                        tuple(self.cfg.rollout.stop), 0, prefix=prefix)
+
+    # --- helpers --------------------------------------------------------------------------
+    def _job(self, model: str, dataset: Path, output_dir: Path, final_dir: Path, seed: int,
+             epochs: float | None = None, max_steps: int | None = None) -> SFTJob:
+        u = self.cfg.update
+        return SFTJob(
+            model_path=model, dataset_path=str(dataset), output_dir=str(output_dir), final_dir=str(final_dir),
+            learning_rate=u.learning_rate, epochs=epochs or u.epochs,
+            max_steps=max_steps if max_steps is not None else u.max_steps, batch_size=u.batch_size,
+            grad_accum=u.grad_accum, warmup_steps=u.warmup_steps, lr_scheduler=u.lr_scheduler,
+            weight_decay=u.weight_decay, max_length=u.max_length, save_steps=u.save_steps, seed=seed,
+            dtype=self.cfg.model.dtype,
+        )
+
+    def _train_with_bar(self, job: SFTJob, label: str):
+        with phase_bar(self.console, label) as bar:
+            return self.algorithm.train(job, self.cfg.update.num_processes, (BarCallback(bar),))
+
+
+def _table_rows(scored: Dataset, n: int) -> list[dict]:
+    keep = ["prompt_id", "prompt", "completion", "reference_answer", "reward"]
+    keep += [c for c in scored.column_names if c.startswith(("reward/", "reason/"))]
+    return scored.select(range(min(n, len(scored)))).select_columns(keep).to_list()
+
+
+def summary_line(record: dict, history: list[dict]) -> str:
+    """One line per round: accuracy (and change since round 0), what the filter kept, time."""
+    r = record["round"]
+    first = history[0] if history else record
+    acc = record.get("eval/pass@1", float("nan"))
+    parts = [f"[bold]round {r}[/bold]", f"pass@1 {acc:.3f} ({acc - first.get('eval/pass@1', acc):+.3f})"]
+    for key in sorted(k for k in record if k.startswith(("eval/pass@", "eval/maj@")) and k != "eval/pass@1"):
+        parts.append(f"{key.removeprefix('eval/')} {record[key]:.3f}")
+    if "control/pass@1" in record:
+        parts.append(f"control {record['control/pass@1']:.3f}")
+    if "rollout/accept_rate" in record:
+        parts.append(f"accept {record['rollout/accept_rate']:.2f}")
+    if "train/examples" in record:
+        parts.append(f"kept {int(record['train/examples'])}")
+    if "train/steps" in record:
+        parts.append(f"steps {int(record['train/steps'])}")
+    parts.append(f"{record.get('time/round_s', 0):.1f}s")
+    return " | ".join(parts)

@@ -1,0 +1,118 @@
+"""Prompts and reference answers: from a local file, a Hugging Face dataset, or a built-in task.
+
+Every source ends as `datasets.Dataset`s with the canonical columns `prompt_id`, `prompt`,
+`reference_answer` (and `rationale` for the labeled seed set). The held-out eval split never
+enters training: `load_task_data` asserts the splits are disjoint.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasets import Dataset, load_dataset
+
+from loop.atomic import write_text
+from loop.config import ConfigError, DataConfig
+from loop.tasks import generate_arithmetic
+from rewards import extract_answer
+
+
+@dataclass
+class TaskData:
+    train: Dataset
+    eval: Dataset
+    seed: Dataset | None
+
+
+def _read_file(path: str) -> Dataset:
+    kind = "parquet" if path.endswith(".parquet") else "json"
+    return load_dataset(kind, data_files=str(Path(path).expanduser()), split="train")
+
+
+def _canonical(ds: Dataset, cfg: DataConfig, origin: str, need_rationale: bool = False) -> Dataset:
+    cols = cfg.columns
+    wanted = {"prompt": cols.prompt, "answer": cols.answer}
+    if need_rationale:
+        wanted["rationale"] = cols.rationale or cols.answer
+    for field, column in wanted.items():
+        if column not in ds.column_names:
+            raise ConfigError(f"data.columns.{field}: column {column!r} is not in {origin} "
+                              f"(its columns: {', '.join(ds.column_names)})")
+
+    def convert(row: dict, idx: int) -> dict:
+        raw = str(row[cols.answer])
+        out = {"prompt_id": f"{origin}:{idx}", "prompt": str(row[cols.prompt]),
+               # A full solution ("... #### 42") is reduced to its final answer.
+               "reference_answer": extract_answer(raw) or raw.strip()}
+        if need_rationale:
+            out["rationale"] = str(row[wanted["rationale"]])
+        return out
+
+    return ds.map(convert, with_indices=True, remove_columns=ds.column_names)
+
+
+def _write_task_files(cfg: DataConfig, seed: int, data_dir: Path) -> DataConfig:
+    """Materialize the built-in task as JSONL in the run dir, then load it like any user file."""
+    splits = generate_arithmetic(cfg.task, seed)
+    paths = {}
+    for name, problems in splits.items():
+        path = data_dir / f"{name}.jsonl"
+        if not path.exists():
+            write_text(path, "".join(json.dumps(vars(p)) + "\n" for p in problems))
+        paths[name] = str(path)
+    return cfg.model_copy(update={"task": None, "path": paths["train"], "eval_path": paths["eval"],
+                                  "seed_path": paths["seed"] if splits["seed"] else None,
+                                  "columns": cfg.columns.model_copy(update={"rationale": "rationale"})})
+
+
+def load_task_data(cfg: DataConfig, seed: int, data_dir: Path) -> TaskData:
+    """Load train / held-out eval / seed splits. `data_dir` receives built-in task files."""
+    if cfg.task is not None:
+        cfg = _write_task_files(cfg, seed, data_dir)
+    if cfg.dataset is not None:
+        train = load_dataset(cfg.dataset, cfg.subset, split=cfg.split)
+        origin = f"{cfg.dataset}[{cfg.split}]"
+    else:
+        train, origin = _read_file(cfg.path), Path(cfg.path).name
+    train = _canonical(train, cfg, origin)
+    if cfg.eval_path is not None:
+        evaluation = _canonical(_read_file(cfg.eval_path), cfg, Path(cfg.eval_path).name)
+    elif cfg.eval_split is not None:
+        raw = load_dataset(cfg.dataset, cfg.subset, split=cfg.eval_split)
+        evaluation = _canonical(raw, cfg, f"{cfg.dataset}[{cfg.eval_split}]")
+    else:
+        if cfg.eval_size >= len(train):
+            raise ConfigError(f"data.eval_size={cfg.eval_size} leaves no training prompts ({len(train)} rows)")
+        parts = train.train_test_split(test_size=cfg.eval_size, seed=seed)
+        train, evaluation = parts["train"], parts["test"]
+    seed_set = None
+    if cfg.seed_path is not None:
+        seed_set = _canonical(_read_file(cfg.seed_path), cfg, Path(cfg.seed_path).name, need_rationale=True)
+    assert_disjoint(train, evaluation)
+    if seed_set is not None:
+        assert_disjoint(seed_set, evaluation)
+    return TaskData(train=train, eval=evaluation, seed=seed_set)
+
+
+def assert_disjoint(train: Dataset, evaluation: Dataset) -> None:
+    """The held-out split must never be trained on: no eval prompt may appear in training data."""
+    leaked = set(train["prompt"]) & set(evaluation["prompt"])
+    if leaked:
+        raise ConfigError(f"{len(leaked)} eval prompts also appear in training data, e.g. "
+                          f"{next(iter(leaked))!r}; held-out data must be disjoint")
+
+
+def round_prompts(train: Dataset, round_idx: int, per_round: int, seed: int) -> Dataset:
+    """The round's slice of training prompts: a fresh seeded shuffle each pass over the data."""
+    per_round = min(per_round, len(train))
+    start = (round_idx - 1) * per_round
+    epoch, offset = divmod(start, len(train))
+    order = train.shuffle(seed=seed + epoch)
+    rows = list(range(offset, min(offset + per_round, len(train))))
+    if len(rows) < per_round:  # wrap into the next pass
+        rows_next = train.shuffle(seed=seed + epoch + 1).select(range(per_round - len(rows)))
+        from datasets import concatenate_datasets
+        return concatenate_datasets([order.select(rows), rows_next])
+    return order.select(rows)

@@ -1,0 +1,55 @@
+"""Held-out evaluation: greedy pass@1, and pass@k / maj@k / mean@k from k sampled completions.
+
+Correctness is the verdict of one reward (default `math`) — the same verifier that scores
+training rollouts, so "accuracy" and "reward" can never disagree about what is right.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import torch
+from datasets import Dataset
+
+from policies.engines.base import RolloutEngine, SamplingParams
+from rewards import extract_answer
+
+
+def sample_metrics(correct: list[list[bool]], answers: list[list[str | None]], k: int) -> dict[str, float]:
+    """pass@k (any of k right), maj@k (the most common answer is right), mean@k (share right)."""
+    n = max(len(correct), 1)
+    pass_k = sum(any(row) for row in correct) / n
+    mean_k = sum(sum(row) / len(row) for row in correct) / n
+    maj = 0
+    for row_ok, row_answers in zip(correct, answers):
+        votes = Counter(a for a in row_answers if a is not None)
+        if votes:
+            top, _ = votes.most_common(1)[0]
+            maj += row_ok[row_answers.index(top)]
+    return {f"eval/pass@{k}": pass_k, f"eval/maj@{k}": maj / n, f"eval/mean@{k}": mean_k}
+
+
+def judge(verifier, problems: Dataset, completions: list[list[str]]) -> list[list[bool]]:
+    flat = [c for row in completions for c in row]
+    refs = [ref for ref, row in zip(problems["reference_answer"], completions) for _ in row]
+    prompts = [p for p, row in zip(problems["prompt_text"], completions) for _ in row]
+    scores = verifier(prompts, flat, reference_answer=refs)
+    out, i = [], 0
+    for row in completions:
+        out.append([(s or 0.0) >= 1.0 for s in scores[i : i + len(row)]])
+        i += len(row)
+    return out
+
+
+def evaluate(engine: RolloutEngine, problems: Dataset, verifier, k: int, temperature: float,
+             max_new_tokens: int, stop: tuple[str, ...], seed: int, prefix: str = "eval") -> dict[str, float]:
+    greedy = engine.generate(problems["prompt_text"], SamplingParams(1, 0.0, 1.0, max_new_tokens, stop))
+    greedy_ok = judge(verifier, problems, [[c.text for c in row] for row in greedy])
+    metrics = {f"{prefix}/pass@1": sum(row[0] for row in greedy_ok) / max(len(greedy_ok), 1)}
+    if k > 1 and prefix == "eval":
+        torch.manual_seed(seed)
+        sampled = engine.generate(problems["prompt_text"], SamplingParams(k, temperature, 1.0, max_new_tokens, stop))
+        texts = [[c.text for c in row] for row in sampled]
+        metrics |= sample_metrics(judge(verifier, problems, texts),
+                                  [[extract_answer(t) for t in row] for row in texts], k)
+    return metrics

@@ -1,0 +1,80 @@
+"""Rollouts: sharded, seeded generation to Parquet, and scoring with the configured rewards.
+
+One row per sample, with provenance (`round`, `prompt_id`, `sample_index`, `generator_id`).
+Each shard is seeded from (run seed, round, name, shard index) and written atomically, so a
+killed generation resumes at the first missing shard and produces the same samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Callable
+
+import torch
+from datasets import Dataset, concatenate_datasets
+
+from loop.atomic import save_parquet
+from policies.engines.base import RolloutEngine, SamplingParams
+from rewards import WeightedReward, score_all
+
+
+def seed_for(*parts: object) -> int:
+    """A stable 63-bit seed from any parts (independent of PYTHONHASHSEED)."""
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def generate_shards(engine: RolloutEngine, prompts: Dataset, params: SamplingParams, out_dir: Path,
+                    prompts_per_shard: int, seed: int, round_idx: int,
+                    advance: Callable[[int], None] = lambda n: None) -> Dataset:
+    """Generate `params.n` samples per prompt into `out_dir/shard_*.parquet`, skipping finished shards."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shards = []
+    for index, start in enumerate(range(0, len(prompts), prompts_per_shard)):
+        path = out_dir / f"shard_{index:05d}.parquet"
+        rows = prompts.select(range(start, min(start + prompts_per_shard, len(prompts))))
+        if not path.exists():
+            torch.manual_seed(seed_for(seed, round_idx, out_dir.name, index))
+            completions = engine.generate(rows["prompt_text"], params)
+            save_parquet(Dataset.from_list(_records(rows, completions, engine.generator_id, round_idx)), path)
+        shards.append(Dataset.from_parquet(str(path)))
+        advance(len(rows))
+    return concatenate_datasets(shards)
+
+
+def _records(rows: Dataset, completions, generator_id: str, round_idx: int) -> list[dict]:
+    records = []
+    for row, samples in zip(rows, completions):
+        for k, c in enumerate(samples):
+            records.append({
+                "round": round_idx, "prompt_id": row["prompt_id"], "sample_index": k,
+                "prompt": row["prompt"], "prompt_text": row["prompt_text"],
+                "reference_answer": row["reference_answer"], "completion": c.text,
+                "token_count": c.token_count, "sum_logprob": c.sum_logprob,
+                "finish_reason": c.finish_reason, "generator_id": generator_id,
+            })
+    return records
+
+
+def score(rollouts: Dataset, rewards: list[WeightedReward]) -> tuple[Dataset, dict[str, float]]:
+    """Add `reward` (weighted total), `reward/<name>` and `reason/<name>` columns; reward metrics."""
+    columns = {c: rollouts[c] for c in rollouts.column_names if c not in ("prompt_text", "completion")}
+    table = score_all(rewards, rollouts["prompt_text"], rollouts["completion"], **columns)
+    scored = rollouts.add_column("reward", table.total)
+    metrics = {"reward/total/mean": _mean(table.total)}
+    for name, values in table.scores.items():
+        scored = scored.add_column(f"reward/{name}", values)
+        scored = scored.add_column(f"reason/{name}", table.reasons[name])
+        metrics[f"reward/{name}/mean"] = _mean(values)
+        metrics[f"reward/{name}/none_rate"] = sum(v is None for v in values) / max(len(values), 1)
+    metrics["rollout/samples"] = float(len(rollouts))
+    metrics["rollout/tokens_mean"] = _mean(rollouts["token_count"])
+    metrics["rollout/truncated_rate"] = _mean([r == "length" for r in rollouts["finish_reason"]])
+    metrics["rollout/logprob_mean"] = _mean(rollouts["sum_logprob"])
+    return scored, metrics
+
+
+def _mean(values) -> float:
+    present = [float(v) for v in values if v is not None]
+    return sum(present) / len(present) if present else float("nan")

@@ -1,0 +1,40 @@
+"""What a rollout engine is: sampling parameters in, completions out, weights swappable.
+
+Engines (`hf`, `vllm`) implement `RolloutEngine` structurally; the controller knows nothing
+else about them, and they know nothing of rounds or resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    n: int = 1
+    temperature: float = 1.0  # 0 = greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 64
+    stop: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    token_count: int  # generated tokens, EOS included
+    sum_logprob: float  # under the policy at temperature 1 (natural log)
+    finish_reason: str  # "stop" (EOS or stop string) or "length"
+
+
+class RolloutEngine(Protocol):
+    generator_id: str
+
+    def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
+        """`params.n` completions for each rendered prompt, in prompt order."""
+        ...
+
+    def load_weights(self, checkpoint_dir: Path, generator_id: str) -> None:
+        """Swap the policy's weights in place for those saved in `checkpoint_dir`."""
+        ...

@@ -1,0 +1,53 @@
+"""Run a training job in this process or as an `accelerate` process group.
+
+`num_processes > 1` launches `accelerate launch --num_processes N -m policies.sft job.json`:
+N GPUs (or N CPU processes over gloo, as in the tests) is a config change, nothing more.
+One process trains in the controller's process: no interpreter start, no re-import of torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from policies.sft import SFTJob, SFTResult, run_sft
+
+
+class TrainingFailed(RuntimeError):
+    pass
+
+
+def accelerate_command(num_processes: int, module: str, job_file: Path) -> list[str]:
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    if torch.cuda.is_available():
+        cmd.append("--multi_gpu")
+    else:
+        # torchrun-style launch of N CPU ranks; the Trainer sets up a gloo process group.
+        cmd += ["--multi_gpu", "--main_process_port", str(_free_port())]
+    return cmd + ["-m", module, str(job_file)]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train(job: SFTJob, num_processes: int = 1, callbacks: tuple = ()) -> SFTResult:
+    if num_processes == 1:
+        return run_sft(job, callbacks)
+    job_file = Path(job.output_dir) / "job.json"
+    job.to_json(job_file)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    proc = subprocess.run(accelerate_command(num_processes, "policies.sft", job_file), env=env)
+    if proc.returncode != 0:
+        raise TrainingFailed(f"training with {num_processes} processes exited with code {proc.returncode}")
+    return SFTResult(**json.loads((Path(job.output_dir) / "result.json").read_text()))

@@ -1,0 +1,36 @@
+"""What an update algorithm is: scored rollouts in, training examples out, then an update.
+
+The controller calls `build_examples` in the `filter` phase and `train` in the `train` phase;
+it knows nothing else about the algorithm. `BuildContext.sample` lets an algorithm ask for more
+rollouts (STaR's rationalization) through the controller's resumable, seeded generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from datasets import Dataset
+
+from policies.sft import SFTJob, SFTResult
+
+
+@dataclass
+class BuildContext:
+    round: int
+    # sample(prompts, name) -> scored rollouts; `prompts` has prompt_id, prompt, prompt_text,
+    # reference_answer; `name` names the sub-directory its shards resume from.
+    sample: Callable[[Dataset, str], Dataset]
+    render: Callable[[str], str]  # problem text -> the text the policy sees
+
+
+class UpdateAlgorithm(Protocol):
+    name: str
+
+    def build_examples(self, scored: Dataset, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
+        """Training examples (`prompt`, `completion`, `prompt_id`) and the filter's metrics."""
+        ...
+
+    def train(self, job: SFTJob, num_processes: int, callbacks: tuple = ()) -> SFTResult:
+        """Update the policy: `job.model_path` in, `job.final_dir` out."""
+        ...

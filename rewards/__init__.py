@@ -1,0 +1,41 @@
+"""Rewards and verifiers: score a batch of completions, one float (or None) per sample.
+
+The contract, shared with TRL so one function serves offline scoring and
+`trl.GRPOTrainer(reward_funcs=...)` alike:
+
+    reward(prompts, completions, **columns) -> list[float | None]
+
+- `completions` are strings or chat-message lists (`[{"role": "assistant", "content": ...}]`,
+  the last message is read).
+- Dataset columns arrive as keyword arguments (`reference_answer=[...]`); unknown ones,
+  and TRL's extras (`trainer_state`, `completion_ids`, `log_extra`...), are ignored.
+- `None` means "cannot judge this sample" (e.g. no reference answer): skip it, do not
+  count it wrong.
+- Built-in rewards also offer `verdicts(...) -> list[Verdict]` with the reason behind
+  each score, and carry `__name__` for TRL's metric names.
+
+Pick rewards by name with `build_reward` ("math", "format", or "package.module:function")
+and combine them with `score_all`.
+"""
+
+from rewards.compose import ScoreTable, WeightedReward, as_trl, score_all
+from rewards.extract import extract_answer
+from rewards.format import FormatReward
+from rewards.math import MathReward
+from rewards.registry import BUILTIN_REWARDS, build_reward, reward_names
+from rewards.verdict import Verdict, completion_text
+
+__all__ = [
+    "BUILTIN_REWARDS",
+    "FormatReward",
+    "MathReward",
+    "ScoreTable",
+    "Verdict",
+    "WeightedReward",
+    "as_trl",
+    "build_reward",
+    "completion_text",
+    "extract_answer",
+    "reward_names",
+    "score_all",
+]
