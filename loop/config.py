@@ -62,11 +62,12 @@ class TaskConfig(Section):
     seed_size: int = Field(64, ge=0)
     num_operands: int = Field(3, ge=2, le=5)
     max_operand: int = Field(99, ge=1)
+    ops: str = Field("+-", pattern=r"^[+\-]+$", description="Operators to draw from.")
 
     @model_validator(mode="after")
     def _enough_problems(self) -> "TaskConfig":
         total = self.train_size + self.eval_size + self.seed_size
-        space = (self.max_operand + 1) ** self.num_operands * 2 ** (self.num_operands - 1)
+        space = (self.max_operand + 1) ** self.num_operands * len(set(self.ops)) ** (self.num_operands - 1)
         if total > space // 2:  # keep sampling without replacement fast
             raise ValueError(f"{total} unique problems asked of a space of {space}; "
                              "raise max_operand or num_operands, or lower the sizes")

@@ -95,9 +95,9 @@ class Loop:
     def _start_engine(self) -> None:
         self.engine = HFEngine(self.state.generator, self.state.generator_id, self.cfg.rollout.batch_size,
                                self.cfg.model.dtype)
-        render = self._render
-        self.data.train = self.data.train.map(lambda row: {"prompt_text": render(row["prompt"])})
-        self.data.eval = self.data.eval.map(lambda row: {"prompt_text": render(row["prompt"])})
+        for split in ("train", "eval"):
+            ds = getattr(self.data, split)
+            setattr(self.data, split, ds.add_column("prompt_text", [self._render(p) for p in ds["prompt"]]))
 
     def _render(self, problem: str) -> str:
         text = self.cfg.data.prompt_template.replace("{prompt}", problem)
@@ -113,9 +113,8 @@ class Loop:
         self._start_engine()
         metrics: dict = {}
         if self.data.seed is not None:
-            seed_set = self.data.seed.map(lambda row: {"prompt_text": self._render(row["prompt"]),
-                                                       "completion": row["rationale"]})
-            seed_set = Dataset.from_dict({"prompt": seed_set["prompt_text"], "completion": seed_set["completion"]})
+            seed_set = Dataset.from_dict({"prompt": [self._render(p) for p in self.data.seed["prompt"]],
+                                          "completion": self.data.seed["rationale"]})
             save_parquet(seed_set, self._seed_examples())
         if cfg.update.seed_epochs > 0 and self.data.seed is not None:
             job = self._job(base, self._seed_examples(), self.run.round_dir(0) / "train",

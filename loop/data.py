@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets import Dataset, load_dataset
+from datasets import Dataset, concatenate_datasets, load_dataset
 
 from loop.atomic import write_text
 from loop.config import ConfigError, DataConfig
@@ -42,10 +42,12 @@ def _canonical(ds: Dataset, cfg: DataConfig, origin: str, need_rationale: bool =
                               f"(its columns: {', '.join(ds.column_names)})")
 
     def convert(row: dict, idx: int) -> dict:
-        raw = str(row[cols.answer])
+        raw = str(row[cols.answer]).strip()
+        # A full solution ("... #### 42", "... \boxed{42}") is reduced to its final answer;
+        # an answer that already is one ("3/4", "\frac{1}{2}") is kept whole.
+        full_solution = "####" in raw or "\\boxed" in raw
         out = {"prompt_id": f"{origin}:{idx}", "prompt": str(row[cols.prompt]),
-               # A full solution ("... #### 42") is reduced to its final answer.
-               "reference_answer": extract_answer(raw) or raw.strip()}
+               "reference_answer": (extract_answer(raw) or raw) if full_solution else raw}
         if need_rationale:
             out["rationale"] = str(row[wanted["rationale"]])
         return out
@@ -54,16 +56,22 @@ def _canonical(ds: Dataset, cfg: DataConfig, origin: str, need_rationale: bool =
 
 
 def _write_task_files(cfg: DataConfig, seed: int, data_dir: Path) -> DataConfig:
-    """Materialize the built-in task as JSONL in the run dir, then load it like any user file."""
-    splits = generate_arithmetic(cfg.task, seed)
-    paths = {}
-    for name, problems in splits.items():
-        path = data_dir / f"{name}.jsonl"
-        if not path.exists():
-            write_text(path, "".join(json.dumps(vars(p)) + "\n" for p in problems))
-        paths[name] = str(path)
-    return cfg.model_copy(update={"task": None, "path": paths["train"], "eval_path": paths["eval"],
-                                  "seed_path": paths["seed"] if splits["seed"] else None,
+    """Materialize the built-in task as JSONL in the run dir, then load it like any user file.
+
+    The files are made once per (task config, seed): a resumed run reads the same problems,
+    and a changed task (`--force`) makes new ones.
+    """
+    fingerprint = {"task": cfg.task.model_dump(), "seed": seed}
+    stamp = data_dir / "task.json"
+    names = ("train", "eval", "seed")
+    paths = {name: data_dir / f"{name}.jsonl" for name in names}
+    if not stamp.exists() or json.loads(stamp.read_text()) != fingerprint:
+        splits = generate_arithmetic(cfg.task, seed)
+        for name in names:
+            write_text(paths[name], "".join(json.dumps(vars(p)) + "\n" for p in splits[name]))
+        write_text(stamp, json.dumps(fingerprint))
+    return cfg.model_copy(update={"task": None, "path": str(paths["train"]), "eval_path": str(paths["eval"]),
+                                  "seed_path": str(paths["seed"]) if cfg.task.seed_size else None,
                                   "columns": cfg.columns.model_copy(update={"rationale": "rationale"})})
 
 
@@ -113,6 +121,5 @@ def round_prompts(train: Dataset, round_idx: int, per_round: int, seed: int) -> 
     rows = list(range(offset, min(offset + per_round, len(train))))
     if len(rows) < per_round:  # wrap into the next pass
         rows_next = train.shuffle(seed=seed + epoch + 1).select(range(per_round - len(rows)))
-        from datasets import concatenate_datasets
         return concatenate_datasets([order.select(rows), rows_next])
     return order.select(rows)

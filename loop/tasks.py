@@ -31,7 +31,7 @@ def _solve(operands: list[int], ops: list[str]) -> tuple[str, int]:
 
 def _problem(rng: random.Random, cfg: TaskConfig) -> Problem:
     operands = [rng.randint(0, cfg.max_operand) for _ in range(cfg.num_operands)]
-    ops = [rng.choice("+-") for _ in range(cfg.num_operands - 1)]
+    ops = [rng.choice(sorted(set(cfg.ops))) for _ in range(cfg.num_operands - 1)]
     expr = str(operands[0]) + "".join(f"{op}{x}" for op, x in zip(ops, operands[1:]))
     rationale, answer = _solve(operands, ops)
     return Problem(prompt=f"Q:{expr}\n", answer=str(answer), rationale=rationale)

@@ -27,7 +27,7 @@ def char_tokenizer() -> PreTrainedTokenizerFast:
     chars = sorted(set(string.printable) - set("\r\x0b\x0c"))
     vocab = {tok: i for i, tok in enumerate([*SPECIAL_TOKENS.values(), *chars])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token=SPECIAL_TOKENS["unk_token"]))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("[\\s\\S]"), behavior="isolated")  # any char, newlines too
     tok.decoder = decoders.Fuse()
     return PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL_TOKENS)
 

@@ -80,8 +80,8 @@ def _trainer(job: SFTJob):
         gradient_accumulation_steps=job.grad_accum, learning_rate=job.learning_rate,
         num_train_epochs=job.epochs, max_steps=job.max_steps, warmup_steps=job.warmup_steps,
         lr_scheduler_type=job.lr_scheduler, weight_decay=job.weight_decay, max_length=job.max_length,
-        save_strategy="steps", save_steps=job.save_steps, save_total_limit=2, seed=job.seed,
-        activation_checkpointing=False, report_to="none", logging_steps=10, disable_tqdm=True,
+        save_strategy="steps", save_steps=job.save_steps, save_total_limit=2, seed=job.seed, logging_steps=1,
+        activation_checkpointing=False, report_to="none", disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(), bf16=job.dtype == "bfloat16", dataloader_pin_memory=False,
     )
     tokenizer = load_tokenizer(job.model_path)
@@ -103,8 +103,12 @@ def run_sft(job: SFTJob, callbacks: tuple = ()) -> SFTResult:
     for callback in callbacks:
         trainer.add_callback(callback)
     resume = last_complete_checkpoint(Path(job.output_dir))
-    output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    result = SFTResult(steps=trainer.state.global_step, train_loss=float(output.training_loss), examples=examples)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    # The mean of every step's logged loss: unlike `training_loss`, it survives a resume (the
+    # log history is restored from the checkpoint) and equals an uninterrupted run's.
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    result = SFTResult(steps=trainer.state.global_step, train_loss=sum(losses) / max(len(losses), 1),
+                       examples=examples)
     if trainer.accelerator.is_main_process:
         save_policy(trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class, Path(job.final_dir))
         write_json(Path(job.output_dir) / "result.json", asdict(result))

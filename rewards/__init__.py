@@ -14,7 +14,7 @@ The contract, shared with TRL so one function serves offline scoring and
 - Built-in rewards also offer `verdicts(...) -> list[Verdict]` with the reason behind
   each score, and carry `__name__` for TRL's metric names.
 
-Pick rewards by name with `build_reward` ("math", "format", or "package.module:function")
+Pick rewards by name with `build_reward` ("math", "format", "steps", or "package.module:function")
 and combine them with `score_all`.
 """
 
@@ -23,6 +23,7 @@ from rewards.extract import extract_answer
 from rewards.format import FormatReward
 from rewards.math import MathReward
 from rewards.registry import BUILTIN_REWARDS, build_reward, reward_names
+from rewards.steps import StepsReward
 from rewards.verdict import Verdict, completion_text
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "FormatReward",
     "MathReward",
     "ScoreTable",
+    "StepsReward",
     "Verdict",
     "WeightedReward",
     "as_trl",

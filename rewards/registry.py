@@ -14,10 +14,12 @@ from typing import Any
 
 from rewards.format import FormatReward
 from rewards.math import MathReward
+from rewards.steps import StepsReward
 
 BUILTIN_REWARDS: dict[str, Callable[..., Callable]] = {
     "math": MathReward,
     "format": FormatReward,
+    "steps": StepsReward,
 }
 
 

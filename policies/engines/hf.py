@@ -7,6 +7,7 @@ log-likelihood of the sample and costs one log-softmax per step, not a second fo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -48,9 +49,12 @@ class HFEngine:
         self.generator_id = generator_id
         eos = self.model.generation_config.eos_token_id
         eos = [eos] if isinstance(eos, int) else list(eos or [])
-        self._stop_ids = sorted({*eos, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} - {None})
+        self._eos_ids = sorted({*eos, self.tokenizer.eos_token_id} - {None})
 
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
+        if params.temperature == 0 and params.n > 1:  # greedy samples are identical: decode once
+            once = self.generate(prompts, replace(params, n=1))
+            return [row * params.n for row in once]
         per_call = max(1, self.batch_size // params.n)
         results: list[list[Completion]] = []
         for start in range(0, len(prompts), per_call):
@@ -72,7 +76,7 @@ class HFEngine:
             top_k=None,
             num_return_sequences=params.n,
             pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self._stop_ids[:1] if self.tokenizer.pad_token_id in self._stop_ids else self._stop_ids,
+            eos_token_id=self._eos_ids,
             stop_strings=list(params.stop) or None,
         )
 
@@ -89,7 +93,7 @@ class HFEngine:
         )
         new_tokens = sequences[:, enc["input_ids"].shape[1] :]
         logprobs = recorder.finish(new_tokens)
-        lengths, finished = self._lengths(new_tokens)
+        lengths, finished = self._lengths(new_tokens, params.stop)
         mask = torch.arange(new_tokens.shape[1], device=new_tokens.device)[None, :] < lengths[:, None]
         sums = (logprobs * mask).sum(dim=1).tolist()
         flat = []
@@ -98,14 +102,36 @@ class HFEngine:
             flat.append(Completion(text, length, total, "stop" if done else "length"))
         return [flat[i : i + params.n] for i in range(0, len(flat), params.n)]
 
-    def _lengths(self, new_tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Tokens generated per row (through the first EOS) and whether generation stopped."""
-        is_stop = torch.isin(new_tokens, torch.tensor(self._stop_ids, device=new_tokens.device))
-        any_stop = is_stop.any(dim=1)
-        first = torch.where(any_stop, is_stop.int().argmax(dim=1) + 1, new_tokens.shape[1])
-        pad = self.tokenizer.pad_token_id
-        # Stop strings end a row without an EOS: what follows is padding.
-        return first, any_stop | (new_tokens[:, -1] == pad)
+    def _lengths(self, new_tokens: torch.Tensor, stop: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens each row really generated (through its EOS or stop string), and whether it stopped.
+
+        Finished rows are padded by `generate`, and padding may share the EOS id, so the end
+        is the first EOS or the token that completed a stop string, whichever comes first.
+        """
+        width = new_tokens.shape[1]
+        is_eos = torch.isin(new_tokens, torch.tensor(self._eos_ids, device=new_tokens.device))
+        has_eos = is_eos.any(dim=1)
+        lengths = torch.where(has_eos, is_eos.int().argmax(dim=1) + 1, width)
+        finished = has_eos.clone()
+        if stop:
+            for i, row in enumerate(new_tokens.tolist()):
+                end = self._stop_string_end(row[: lengths[i]], stop)
+                if end is not None:
+                    lengths[i], finished[i] = end, True
+        return lengths, finished
+
+    def _stop_string_end(self, tokens: list[int], stop: tuple[str, ...]) -> int | None:
+        """Length of the shortest prefix whose text contains a stop string (None: none does)."""
+        if not any(s in self.tokenizer.decode(tokens, skip_special_tokens=True) for s in stop):
+            return None
+        lo, hi = 1, len(tokens)  # containment is monotone in the prefix: binary search
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if any(s in self.tokenizer.decode(tokens[:mid], skip_special_tokens=True) for s in stop):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
 
 
 def _cut_at_stop(text: str, stop: tuple[str, ...]) -> str:

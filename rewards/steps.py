@@ -1,0 +1,49 @@
+"""The `steps` reward: is every worked arithmetic step in the rationale right?
+
+A final-answer check alone accepts lucky guesses: "6+2=7, 7+6=13, 13+4=18" ends on the right
+18 through two wrong steps, and training on it teaches the wrong steps. This verifier reads
+each `a+b=c` / `a-b=c` (integers; `*` too) line of the completion and checks it exactly, so
+a loop can keep only rationales that are right all the way through.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rewards.verdict import Verdict, completion_text
+
+STEP = re.compile(r"(-?\d{1,12})\s*([-+*])\s*(-?\d{1,12})\s*=\s*(-?\d{1,24})")
+OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+
+
+class StepsReward:
+    """Score = share of correct steps (or 1.0/0.0 with `all_or_nothing`); None when no step is shown.
+
+    >>> steps = StepsReward()
+    >>> steps(prompts=["Q", "Q"], completions=["2+3=5\\n5-1=4", "2+3=5\\n5-1=3"])
+    [1.0, 0.5]
+    >>> StepsReward(all_or_nothing=True)(prompts=["Q"], completions=["2+3=5\\n5-1=3"])
+    [0.0]
+    """
+
+    __name__ = "steps"
+
+    def __init__(self, all_or_nothing: bool = False):
+        self.all_or_nothing = all_or_nothing
+
+    def __call__(self, prompts: list, completions: list, **kwargs: Any) -> list[float | None]:
+        return [v.score for v in self.verdicts(prompts, completions, **kwargs)]
+
+    def verdicts(self, prompts: list, completions: list, **kwargs: Any) -> list[Verdict]:
+        return [self.judge(c) for c in completions]
+
+    def judge(self, completion: Any) -> Verdict:
+        steps = STEP.findall(completion_text(completion))
+        if not steps:
+            return Verdict(None, "no arithmetic step shown")
+        wrong = [f"{a}{op}{b}={c}" for a, op, b, c in steps if OPS[op](int(a), int(b)) != int(c)]
+        if not wrong:
+            return Verdict(1.0, f"all {len(steps)} steps correct")
+        share = 1 - len(wrong) / len(steps)
+        return Verdict(0.0 if self.all_or_nothing else share, f"wrong step(s): {', '.join(wrong[:3])}")

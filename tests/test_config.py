@@ -1,0 +1,212 @@
+"""Tests for `loop/config.py`: every shipped config validates, `--set` overrides, and that bad
+configs are rejected with the dotted path of the field at fault."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from pathlib import Path
+
+from loop.config import ConfigError, LoopConfig, diff, flatten, load_config, to_dict, validate
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+CONFIGS = sorted((REPO_ROOT / "configs").glob("*.yaml"))
+DEMO = REPO_ROOT / "configs" / "demo.yaml"
+
+
+def write_config(tmp_path, raw: dict):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def minimal() -> dict:
+    """The smallest valid config: a tiny model on a small built-in task."""
+    return {"model": {"tiny": {"num_layers": 1}},
+            "data": {"task": {"train_size": 20, "eval_size": 5, "seed_size": 2}}}
+
+
+# --- shipped configs ------------------------------------------------------------------
+
+
+def test_configs_dir_is_not_empty():
+    assert len(CONFIGS) >= 2
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_config_loads_and_validates(path):
+    cfg = load_config(path)
+    assert isinstance(cfg, LoopConfig)
+    # What the run dir saves (config.yaml) must load back to the same config on resume.
+    assert validate(yaml.safe_load(yaml.safe_dump(to_dict(cfg)))) == cfg
+
+
+# --- overrides ------------------------------------------------------------------------
+
+
+def test_overrides_are_parsed_as_yaml():
+    cfg = load_config(DEMO, ["rollout.n=8", "rounds=3", "tracking.wandb=false", 'rollout.stop=[a, "\\n"]',
+                             "update.learning_rate=2.0e-5", "name=other"])
+    assert cfg.rollout.n == 8
+    assert cfg.rounds == 3
+    assert cfg.tracking.wandb is False
+    assert cfg.rollout.stop == ["a", "\n"]
+    assert cfg.update.learning_rate == pytest.approx(2e-5)
+    assert cfg.name == "other"
+
+
+def test_override_leaves_the_rest_of_the_file_alone():
+    base, changed = load_config(DEMO), load_config(DEMO, ["rollout.n=8"])
+    assert diff(to_dict(base), to_dict(changed)) == ["rollout.n: 4 -> 8"]
+
+
+def test_override_creates_a_missing_section(tmp_path):
+    cfg = load_config(write_config(tmp_path, minimal()), ["eval.max_new_tokens=7", "update.star.rationalize=false"])
+    assert cfg.eval.max_new_tokens == 7
+    assert cfg.update.star.rationalize is False
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("rollout.n", "expected KEY=VALUE"),
+        ("=3", "expected KEY=VALUE"),
+        ("rounds.x=1", "'rounds' is not a section"),
+    ],
+)
+def test_malformed_override_is_rejected(override, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_config(DEMO, [override])
+
+
+# --- rejected configs -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "override,path",
+    [
+        ("rollout.nn=3", "rollout.nn"),
+        ("rollout.temprature=0.5", "rollout.temprature"),
+        ("update.star.hint=x", "update.star.hint"),
+        ("model.tiny.layers=2", "model.tiny.layers"),
+        ("foo=1", "foo"),
+    ],
+)
+def test_unknown_key_is_rejected_with_its_dotted_path(override, path):
+    with pytest.raises(ConfigError) as err:
+        load_config(DEMO, [override])
+    assert f"{path}: unknown key" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "override,field",
+    [
+        ("rollout.n=0", "rollout.n"),
+        ("rollout.top_p=2", "rollout.top_p"),
+        ("rollout.top_p=0", "rollout.top_p"),
+        ("rollout.temperature=-1", "rollout.temperature"),
+        ("rounds=0", "rounds"),
+        ("update.algorithm=ppo", "update.algorithm"),
+        ("update.max_per_prompt=0", "update.max_per_prompt"),
+        ("eval.k=0", "eval.k"),
+        ("data.task.num_operands=9", "data.task.num_operands"),
+        ("model.tiny.arch=bert", "model.tiny.arch"),
+        ("rewards=[]", "rewards"),
+    ],
+)
+def test_bad_value_is_rejected_naming_the_field(override, field):
+    with pytest.raises(ConfigError) as err:
+        load_config(DEMO, [override])
+    assert f"{field}: " in str(err.value)
+
+
+def test_unknown_reward_name_is_rejected_with_the_builtins():
+    with pytest.raises(ConfigError) as err:
+        load_config(DEMO, ["rewards=[{name: nope}]"])
+    message = str(err.value)
+    assert "rewards.0.name" in message
+    assert "unknown reward 'nope'" in message
+    assert "math" in message  # the list of built-ins, so the user can fix the spelling
+
+
+def test_nonexistent_model_path_is_rejected(tmp_path):
+    raw = minimal() | {"model": {"name": "./nope"}}
+    with pytest.raises(ConfigError, match=r"model: model path './nope' does not exist"):
+        load_config(write_config(tmp_path, raw))
+
+
+def test_existing_model_path_and_hub_id_are_accepted(tmp_path):
+    assert load_config(DEMO, [f"model.name={tmp_path}"]).model.name == str(tmp_path)
+    assert load_config(DEMO, ["model.name=org/model"]).model.name == "org/model"
+
+
+@pytest.mark.parametrize("key", ["path", "eval_path", "seed_path"])
+def test_missing_data_file_is_rejected(tmp_path, key):
+    existing = tmp_path / "train.jsonl"
+    existing.write_text('{"prompt": "1+1", "answer": "2"}\n')
+    raw = minimal() | {"data": {"path": str(existing), key: str(tmp_path / "missing.jsonl")}}
+    with pytest.raises(ConfigError) as err:
+        load_config(write_config(tmp_path, raw))
+    assert f"data.{key}: file" in str(err.value)
+    assert "missing.jsonl" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{}, {"task": {"train_size": 20, "eval_size": 5}, "dataset": "org/data"}],
+    ids=["no-source", "two-sources"],
+)
+def test_data_needs_exactly_one_source(tmp_path, data):
+    with pytest.raises(ConfigError, match="set exactly one of"):
+        load_config(write_config(tmp_path, minimal() | {"data": data}))
+
+
+def test_task_larger_than_its_problem_space_is_rejected():
+    with pytest.raises(ConfigError, match="data.task: .*unique problems"):
+        load_config(DEMO, ["data.task.max_operand=1", "data.task.num_operands=2"])
+
+
+def test_missing_config_file_is_rejected(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+
+
+# --- diff and flatten -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "old,new,expected",
+    [
+        ({"a": 1}, {"a": 1}, []),
+        ({"a": 1}, {"a": 2}, ["a: 1 -> 2"]),
+        ({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}}, ["a.c: 2 -> 3"]),
+        ({"a": {"b": 1}}, {"a": {"b": 1, "c": 3}}, ["a.c: None -> 3"]),
+        ({"x": [1]}, {"x": [1, 2]}, ["x: [1] -> [1, 2]"]),
+        ({"b": 1, "a": 1}, {"b": 2, "a": 2}, ["a: 1 -> 2", "b: 1 -> 2"]),  # sorted by path
+        ({"a": {"b": 1}}, {"a": None}, ["a: {'b': 1} -> None"]),
+    ],
+)
+def test_diff(old, new, expected):
+    assert diff(old, new) == expected
+
+
+@pytest.mark.parametrize(
+    "nested,flat",
+    [
+        ({}, {}),
+        ({"a": 1}, {"a": 1}),
+        ({"a": {"b": {"c": 1}}, "d": [1, 2]}, {"a.b.c": 1, "d": [1, 2]}),
+        ({"a": {}}, {}),
+    ],
+)
+def test_flatten(nested, flat):
+    assert flatten(nested) == flat
+
+
+def test_flatten_of_a_config_has_dotted_keys():
+    flat = flatten(to_dict(load_config(DEMO)))
+    assert flat["rollout.n"] == 4
+    assert flat["update.star.rationalize"] is True
+    assert not any(isinstance(v, dict) for v in flat.values())

@@ -1,0 +1,82 @@
+"""Tests for the RFT filter (`policies/updates/rft.py`): which scored rollouts are kept for
+training, and the metrics that say why the rest were dropped. Hand-made rows, no model."""
+
+from __future__ import annotations
+
+import pytest
+from datasets import Dataset
+
+from policies.updates.rft import filter_metrics, select_accepted, to_examples
+
+
+def scored(rows: list[tuple[str, str, float | None]]) -> Dataset:
+    """A scored rollout table from (prompt_id, completion, reward) triples."""
+    return Dataset.from_dict({
+        "prompt_id": [pid for pid, _, _ in rows],
+        "completion": [text for _, text, _ in rows],
+        "reward": [reward for _, _, reward in rows],
+        "prompt_text": [f"Q:{pid}\n" for pid, _, _ in rows],
+    })
+
+
+@pytest.mark.parametrize(
+    "rows,threshold,max_per_prompt,dedup,kept,dropped",
+    [
+        pytest.param([("p", "a", 1.0), ("p", "b", 0.99), ("p", "c", 1.1)], 1.0, 4, True,
+                     [0, 2], {"below_threshold": 1}, id="threshold-inclusive"),
+        pytest.param([("p", "a", 0.5), ("p", "b", 0.0)], 0.5, 4, True,
+                     [0], {"below_threshold": 1}, id="lower-threshold"),
+        pytest.param([("p", "a", -1.0)], -1.0, 4, True, [0], {}, id="negative-threshold"),
+        pytest.param([("p", "a", None), ("p", "b", 1.0), ("q", "c", None)], 0.0, 4, True,
+                     [1], {"below_threshold": 2}, id="none-reward-dropped"),
+        pytest.param([("p", "x=1", 1.0), ("p", " x=1\n", 1.0), ("p", "x = 1", 1.0)], 1.0, 4, True,
+                     [0, 2], {"duplicate": 1}, id="duplicate-after-strip"),
+        pytest.param([("p", "x=1", 1.0), ("q", "x=1", 1.0)], 1.0, 4, True,
+                     [0, 1], {}, id="same-text-other-prompt-kept"),
+        pytest.param([("p", "x=1", 1.0), ("p", "x=1", 1.0)], 1.0, 4, False,
+                     [0, 1], {}, id="dedup-off"),
+        pytest.param([("p", "x=1", 0.0), ("p", "x=1", 1.0)], 1.0, 4, True,
+                     [1], {"below_threshold": 1}, id="rejected-copy-does-not-block-accepted"),
+        pytest.param([("p", "a", 1.0), ("p", "b", 1.0), ("p", "c", 1.0), ("q", "d", 1.0)], 1.0, 2, True,
+                     [0, 1, 3], {"over_cap": 1}, id="cap-per-prompt"),
+        pytest.param([("p", "a", 1.0), ("p", "a", 1.0), ("p", "b", 1.0), ("p", "c", 1.0)], 1.0, 2, True,
+                     [0, 2], {"duplicate": 1, "over_cap": 1}, id="duplicates-do-not-use-the-cap"),
+        pytest.param([("q", "a", 1.0), ("p", "b", 1.0), ("q", "c", 0.0), ("p", "d", 1.0), ("q", "e", 1.0)],
+                     1.0, 4, True, [0, 1, 3, 4], {"below_threshold": 1}, id="rollout-order-kept"),
+        pytest.param([], 1.0, 4, True, [], {}, id="empty"),
+    ],
+)
+def test_select_accepted(rows, threshold, max_per_prompt, dedup, kept, dropped):
+    assert select_accepted(scored(rows), threshold, max_per_prompt, dedup) == (kept, dropped)
+
+
+def test_filter_metrics():
+    rollouts = scored([
+        ("p", "a", 1.0), ("p", "a", 1.0), ("p", "b", 1.0), ("p", "c", 1.0),  # p: 2 kept, dup, over cap
+        ("q", "d", 0.0), ("q", "e", None),  # q: nothing right
+        ("r", "f", 1.0), ("r", "g", 0.0),  # r: 1 kept
+    ])
+    kept, dropped = select_accepted(rollouts, threshold=1.0, max_per_prompt=2, dedup=True)
+    assert filter_metrics(rollouts, kept, dropped) == {
+        "rollout/accept_rate": 3 / 8,
+        "rollout/prompt_solve_rate": 2 / 3,
+        "filter/kept": 3.0,
+        "filter/dropped_below_threshold": 3.0,
+        "filter/dropped_duplicate": 1.0,
+        "filter/dropped_over_cap": 1.0,
+    }
+
+
+def test_filter_metrics_of_nothing_are_zero():
+    rollouts = scored([])
+    kept, dropped = select_accepted(rollouts, 1.0, 4, True)
+    metrics = filter_metrics(rollouts, kept, dropped)
+    assert set(metrics.values()) == {0.0}
+    assert all(isinstance(v, float) for v in metrics.values())
+
+
+def test_to_examples_pairs_each_kept_completion_with_its_rendered_prompt():
+    rollouts = scored([("p", "a", 1.0), ("q", "b", 0.0), ("q", "c", 1.0)])
+    kept, _ = select_accepted(rollouts, 1.0, 4, True)
+    assert to_examples(rollouts, kept).to_dict() == {
+        "prompt": ["Q:p\n", "Q:q\n"], "completion": ["a", "c"], "prompt_id": ["p", "q"]}
