@@ -13,7 +13,7 @@ from typing import Any
 
 from rewards.verdict import Verdict, completion_text
 
-STEP = re.compile(r"(-?\d{1,12})\s*([-+*])\s*(-?\d{1,12})\s*=\s*(-?\d{1,24})")
+STEP = re.compile(r"(?<!\d)(-?\d{1,12})\s*([-+*])\s*(-?\d{1,12})\s*=\s*(-?\d{1,24})(?!\d)")
 OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 
 

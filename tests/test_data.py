@@ -36,7 +36,7 @@ def gsm8k_rows(n: int, start: int = 0) -> list[dict]:
 def test_builtin_task_is_written_to_the_data_dir_and_loaded(tmp_path):
     data = load_task_data(DataConfig(task=SMALL_TASK), seed=0, data_dir=tmp_path)
 
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval.jsonl", "seed.jsonl", "train.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval.jsonl", "seed.jsonl", "task.json", "train.jsonl"]
     assert (len(data.train), len(data.eval), len(data.seed)) == (50, 10, 5)
     assert set(data.train.column_names) == {"prompt_id", "prompt", "reference_answer"}
     assert set(data.eval.column_names) == {"prompt_id", "prompt", "reference_answer"}
@@ -44,6 +44,14 @@ def test_builtin_task_is_written_to_the_data_dir_and_loaded(tmp_path):
     train, evaluation, seed = (set(split["prompt"]) for split in (data.train, data.eval, data.seed))
     assert len(train) == 50 and not train & evaluation and not seed & evaluation and not seed & train
     assert len(set(data.train["prompt_id"])) == 50
+
+
+def test_builtin_task_files_follow_the_task_config(tmp_path):
+    """Resuming reads the same files; a changed task (resume --force) makes new ones."""
+    first = load_task_data(DataConfig(task=SMALL_TASK), seed=0, data_dir=tmp_path)
+    again = load_task_data(DataConfig(task=SMALL_TASK), seed=0, data_dir=tmp_path)
+    other = load_task_data(DataConfig(task=SMALL_TASK), seed=1, data_dir=tmp_path)
+    assert first.train["prompt"] == again.train["prompt"] != other.train["prompt"]
 
 
 def test_builtin_task_files_hold_the_generated_problems(tmp_path):

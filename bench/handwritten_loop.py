@@ -1,0 +1,259 @@
+"""The demo's RFT loop written by hand in plain torch/transformers, timed against `loop run`.
+
+What a framework costs is the time it adds over the loop anyone could write in an afternoon.
+This script is that loop, doing the same work as `loop run configs/demo.yaml` without the
+control: the same tiny model and task data (the only selfloop imports build those and read
+the config), then
+
+    round 0   seed SFT: plain AdamW, completion-only loss, same lr / batch size / epochs
+              (steps = ceil(epochs * ceil(examples / batch size)), as the Trainer counts them);
+              greedy pass@1 and sampled pass@k on the held-out set
+    round r   sample n completions for `prompts_per_round` prompts with batched `model.generate`;
+              keep the right ones ("The answer is N." by regex, and every `a+b=c` step right
+              when the config's rewards include `steps`), dedup, at most K per prompt;
+              SFT on them (same step count rule); evaluate as in round 0
+
+It prints its own wall time and accuracy per round, then runs
+
+    python -m loop run CONFIG --set name=bench_demo --set control.enabled=false --set tracking.wandb=false
+
+as a subprocess (after deleting runs/bench_demo) and prints the ratio of the wall times.
+Goal: `loop run` <= 1.5x the hand-written loop. Both sides include interpreter start-up
+and imports. The two run one after the other, so on a shared machine run it twice.
+
+Default is the full demo (several minutes per side on 2 CPU cores). Shorter:
+
+    python bench/handwritten_loop.py --rounds 1 --seed-epochs 10     # a quick check of both
+    python bench/handwritten_loop.py --skip-loop                     # only the hand-written one
+    python bench/handwritten_loop.py                                 # the full demo, both
+"""
+
+from __future__ import annotations
+
+import time
+
+_STARTED = time.perf_counter()  # before the heavy imports: the loop's wall time includes its own
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+import transformers  # noqa: E402
+
+from loop.config import LoopConfig, load_config  # noqa: E402
+from loop.tasks import Problem, generate_arithmetic  # noqa: E402
+from policies.loading import char_tokenizer, tiny_model  # noqa: E402
+
+_IMPORTED = time.perf_counter()
+
+ANSWER = re.compile(r"The answer is (-?\d+)\.")
+STEP = re.compile(r"(-?\d+)\s*([-+])\s*(-?\d+)\s*=\s*(-?\d+)")
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--config", default="configs/demo.yaml")
+    p.add_argument("--rounds", type=int, default=None, help="shorten both loops (default: the config's)")
+    p.add_argument("--seed-epochs", type=float, default=None, help="shorten both seed SFTs (default: the config's)")
+    p.add_argument("--skip-loop", action="store_true", help="only run the hand-written loop")
+    p.add_argument("--name", default="bench_demo", help="run name of `loop run` (its run dir is deleted first)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads for both sides (OMP_NUM_THREADS for `loop run`); 0 = default")
+    return p.parse_args()
+
+
+# --- checking answers -------------------------------------------------------------------
+def is_right(text: str, answer: str, check_steps: bool) -> bool:
+    """The last "The answer is N." says the reference answer (and, if asked, every step is right)."""
+    found = ANSWER.findall(text)
+    if not found or found[-1] != answer:
+        return False
+    if not check_steps:
+        return True
+    steps = STEP.findall(text)
+    return bool(steps) and all((int(a) + int(b) if op == "+" else int(a) - int(b)) == int(c)
+                               for a, op, b, c in steps)
+
+
+# --- training ---------------------------------------------------------------------------
+def encode(tokenizer, pairs: list[tuple[str, str]], max_length: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch; labels only on the completion and its EOS (completion-only loss)."""
+    rows = []
+    for prompt, completion in pairs:
+        prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)
+        completion_ids = tokenizer.encode(completion, add_special_tokens=False) + [tokenizer.eos_token_id]
+        ids = (prompt_ids + completion_ids)[:max_length]
+        labels = ([-100] * len(prompt_ids) + completion_ids)[:max_length]
+        rows.append((ids, labels))
+    width = max(len(ids) for ids, _ in rows)
+    pad = tokenizer.pad_token_id
+    return {
+        "input_ids": torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in rows]),
+        "attention_mask": torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in rows]),
+        "labels": torch.tensor([labels + [-100] * (width - len(labels)) for _, labels in rows]),
+    }
+
+
+def sft(model, tokenizer, pairs: list[tuple[str, str]], cfg: LoopConfig, epochs: float, seed: int) -> int:
+    """AdamW on `pairs` for as many steps as the Trainer would take; returns the step count."""
+    u = cfg.update
+    per_epoch = math.ceil(len(pairs) / u.batch_size)
+    steps = math.ceil(epochs * per_epoch)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=u.learning_rate, weight_decay=u.weight_decay)
+    rng = random.Random(seed)
+    model.train()
+    done = 0
+    while done < steps:
+        order = list(range(len(pairs)))
+        rng.shuffle(order)
+        for start in range(0, len(order), u.batch_size):
+            if done == steps:
+                break
+            batch = encode(tokenizer, [pairs[i] for i in order[start : start + u.batch_size]], u.max_length)
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)  # the Trainer's default max_grad_norm
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            done += 1
+    model.eval()
+    return steps
+
+
+# --- sampling and evaluation ------------------------------------------------------------
+@torch.inference_mode()
+def sample(model, tokenizer, prompts: list[str], n: int, temperature: float, top_p: float,
+           max_new_tokens: int, batch_size: int) -> list[list[str]]:
+    """`n` completions per prompt (greedy when temperature is 0), `batch_size` sequences per call."""
+    per_call = max(1, batch_size // n)
+    greedy = temperature == 0
+    settings = dict(do_sample=not greedy, max_new_tokens=max_new_tokens, num_return_sequences=n,
+                    pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    if not greedy:
+        settings.update(temperature=temperature, top_p=top_p, top_k=None)
+    texts = []
+    for start in range(0, len(prompts), per_call):
+        enc = tokenizer(prompts[start : start + per_call], return_tensors="pt", padding=True,
+                        add_special_tokens=False)
+        out = model.generate(**enc, **settings)
+        texts += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+    return [texts[i : i + n] for i in range(0, len(texts), n)]
+
+
+def evaluate(model, tokenizer, problems: list[Problem], cfg: LoopConfig) -> dict[str, float]:
+    """Greedy pass@1 and sampled pass@k on the held-out problems, judged on the final answer."""
+    max_new = cfg.eval.max_new_tokens or cfg.rollout.max_new_tokens
+    prompts = [p.prompt for p in problems]
+    greedy = sample(model, tokenizer, prompts, 1, 0.0, 1.0, max_new, cfg.rollout.batch_size)
+    metrics = {"pass@1": sum(is_right(row[0], p.answer, False) for row, p in zip(greedy, problems)) / len(problems)}
+    k = cfg.eval.k
+    if k > 1:
+        sampled = sample(model, tokenizer, prompts, k, cfg.eval.temperature, 1.0, max_new, cfg.rollout.batch_size)
+        metrics[f"pass@{k}"] = sum(any(is_right(t, p.answer, False) for t in row)
+                                   for row, p in zip(sampled, problems)) / len(problems)
+    return metrics
+
+
+def keep(problems: list[Problem], samples: list[list[str]], k: int, check_steps: bool) -> list[tuple[str, str]]:
+    """Right completions, identical ones of a prompt dropped, at most `k` per prompt."""
+    pairs = []
+    for problem, texts in zip(problems, samples):
+        seen: set[str] = set()
+        for text in texts:
+            if len(seen) < k and text.strip() not in seen and is_right(text, problem.answer, check_steps):
+                seen.add(text.strip())
+                pairs.append((problem.prompt, text))
+    return pairs
+
+
+# --- the two loops ----------------------------------------------------------------------
+def handwritten(cfg: LoopConfig) -> float:
+    """Run the loop; print a line per round; return the wall seconds of the whole loop."""
+    start = time.perf_counter()
+    splits = generate_arithmetic(cfg.data.task, cfg.seed)
+    tokenizer = char_tokenizer()
+    tokenizer.padding_side = "left"  # generation; `encode` pads training batches itself
+    model = tiny_model(cfg.model.tiny, tokenizer, cfg.seed).eval()
+    check_steps = any(r.name == "steps" for r in cfg.rewards)
+    ro = cfg.rollout
+    order = list(splits["train"])
+    random.Random(cfg.seed).shuffle(order)
+
+    seed_pairs = [(p.prompt, p.rationale) for p in splits["seed"]]
+    steps = sft(model, tokenizer, seed_pairs, cfg, cfg.update.seed_epochs, cfg.seed) if cfg.update.seed_epochs else 0
+    metrics = evaluate(model, tokenizer, splits["eval"], cfg)
+    print(f"  round 0: {_fmt(metrics)} | seed steps {steps} | {time.perf_counter() - start:.1f}s", flush=True)
+    for r in range(1, cfg.rounds + 1):
+        round_start = time.perf_counter()
+        first = (r - 1) * cfg.data.prompts_per_round
+        problems = [order[(first + i) % len(order)] for i in range(cfg.data.prompts_per_round)]
+        torch.manual_seed(cfg.seed * 1000 + r)
+        samples = sample(model, tokenizer, [p.prompt for p in problems], ro.n, ro.temperature, ro.top_p,
+                         ro.max_new_tokens, ro.batch_size)
+        pairs = keep(problems, samples, cfg.update.max_per_prompt, check_steps)
+        steps = sft(model, tokenizer, pairs, cfg, cfg.update.epochs, cfg.seed + r) if pairs else 0
+        metrics = evaluate(model, tokenizer, splits["eval"], cfg)
+        print(f"  round {r}: {_fmt(metrics)} | kept {len(pairs)} | steps {steps} | "
+              f"{time.perf_counter() - round_start:.1f}s", flush=True)
+    return time.perf_counter() - start
+
+
+def _fmt(metrics: dict[str, float]) -> str:
+    return " ".join(f"{name} {value:.3f}" for name, value in metrics.items())
+
+
+def loop_run(args: argparse.Namespace, cfg: LoopConfig) -> tuple[float, list[dict]]:
+    """`loop run` on the same config as a subprocess; its wall seconds and metrics.jsonl rows."""
+    run_dir = Path(cfg.runs_dir) / args.name
+    shutil.rmtree(run_dir, ignore_errors=True)
+    overrides = [f"name={args.name}", "control.enabled=false", "tracking.wandb=false", f"rounds={cfg.rounds}",
+                 f"update.seed_epochs={cfg.update.seed_epochs}"]
+    cmd = [sys.executable, "-m", "loop", "run", args.config] + [a for o in overrides for a in ("--set", o)]
+    env = dict(os.environ)
+    if args.threads > 0:
+        env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    print("$ " + " ".join(cmd[1:]), flush=True)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    for line in proc.stdout.splitlines():
+        if line.startswith(("round ", "held-out")):
+            print("  " + line)
+    if proc.returncode != 0:
+        sys.exit(f"`loop run` failed with exit code {proc.returncode}:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return wall, rows
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    transformers.logging.set_verbosity_error()
+    overrides = [f"rounds={args.rounds}"] if args.rounds else []
+    overrides += [f"update.seed_epochs={args.seed_epochs}"] if args.seed_epochs is not None else []
+    cfg = load_config(args.config, overrides)
+    imports = _IMPORTED - _STARTED
+    print(f"hand-written RFT loop: {cfg.rounds} rounds x {cfg.data.prompts_per_round} prompts x n={cfg.rollout.n}, "
+          f"seed epochs {cfg.update.seed_epochs:g} | threads {torch.get_num_threads()}", flush=True)
+    ours = handwritten(cfg) + imports
+    print(f"hand-written: {ours:.1f}s wall ({imports:.1f}s of it imports)")
+    if args.skip_loop:
+        return
+    wall, rows = loop_run(args, cfg)
+    in_rounds = sum(row.get("time/round_s", 0.0) for row in rows)
+    ratio = wall / ours
+    print(f"loop run: {wall:.1f}s wall ({in_rounds:.1f}s inside its rounds, the rest start-up and bookkeeping)")
+    print(f"loop run / hand-written: {ratio:.2f}x (goal <= 1.5x: {'met' if ratio <= 1.5 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()

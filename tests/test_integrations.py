@@ -1,0 +1,89 @@
+"""The loop with its integrations: offline W&B, a 2-process update, and STaR's rationalization."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from datasets import Dataset
+
+from loop.cli import main
+from loop.config import UpdateConfig
+from policies.updates.base import BuildContext
+from policies.updates.star import STaR
+from test_loop import write_config
+
+
+def test_wandb_offline_run_is_written_and_resumed_into_the_same_run(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    config = write_config(tmp_path, rounds=1, tracking={"wandb": True, "group": "g", "tags": ["t"]},
+                          control={"enabled": False})
+    assert main(["run", str(config)]) == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    run_id = json.loads((run_dir / "state.json").read_text())["wandb_id"]
+    assert run_id
+    assert main(["resume", str(run_dir), "--force", "--set", "rounds=2"]) == 0
+    runs = sorted((run_dir / "wandb").glob("offline-run-*"))
+    assert runs and all(r.name.endswith(run_id) for r in runs), "a resumed loop continues the same W&B run"
+    for r in runs:
+        assert (r / f"run-{run_id}.wandb").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_update_with_two_processes(tmp_path: Path):
+    """`update.num_processes: 2` runs the update as an accelerate process group (gloo on CPU)."""
+    config = write_config(tmp_path, rounds=1, control={"enabled": False},
+                          update={**json.loads(json.dumps(__import__("test_loop").TINY["update"])),
+                                  "num_processes": 2})
+    assert main(["run", str(config)]) == 0
+    train = tmp_path / "runs" / "tiny" / "round_001" / "train"
+    job = json.loads((train / "job.json").read_text())
+    result = json.loads((train / "result.json").read_text())
+    # 32 examples, 2 ranks x batch 4: 4 optimizer steps per epoch instead of 8 on one process
+    assert result["examples"] == 32 and result["steps"] == 4
+    assert job["final_dir"].endswith("round_001/checkpoint")
+    assert (tmp_path / "runs" / "tiny" / "round_001" / "checkpoint" / "model.safetensors").exists()
+
+
+def _scored(rows: list[tuple[str, str, float]]) -> Dataset:
+    return Dataset.from_dict({
+        "prompt_id": [r[0] for r in rows], "prompt": [f"Q:{r[0]}" for r in rows],
+        "prompt_text": [f"Q:{r[0]}" for r in rows], "reference_answer": ["7" for _ in rows],
+        "completion": [r[1] for r in rows], "reward": [r[2] for r in rows],
+    })
+
+
+def test_star_trains_on_rationales_without_the_hint():
+    """Prompt `b` has no accepted sample: STaR asks for hinted samples and keeps the right one,
+    under the original prompt. A stand-in sampler plays the generator (no model needed)."""
+    asked = []
+
+    def sample(prompts: Dataset, name: str) -> Dataset:
+        asked.append((name, prompts["prompt_id"], prompts["prompt_text"]))
+        return _scored([("b", "3+4=7. The answer is 7.", 1.0), ("b", "The answer is 8.", 0.0)])
+
+    scored = _scored([("a", "The answer is 7.", 1.0), ("b", "The answer is 6.", 0.0), ("b", "9", 0.0)])
+    star = STaR(UpdateConfig(algorithm="star", threshold=1.0, star={"hint_template": "{prompt} (hint {answer})"}))
+    examples, metrics = star.build_examples(scored, BuildContext(round=1, sample=sample, render=lambda p: p))
+
+    assert asked == [("rationalize", ["b"], ["Q:b (hint 7)"])]
+    assert examples.to_list() == [
+        {"prompt": "Q:a", "completion": "The answer is 7.", "prompt_id": "a"},
+        {"prompt": "Q:b", "completion": "3+4=7. The answer is 7.", "prompt_id": "b"},
+    ]
+    assert metrics["star/unsolved_prompts"] == 1 and metrics["star/rationalized"] == 1
+
+
+def test_star_round_runs_end_to_end(tmp_path: Path):
+    config = write_config(tmp_path, rounds=1, control={"enabled": False},
+                          update={"algorithm": "star", "threshold": 1.0, "batch_size": 4, "seed_epochs": 1})
+    assert main(["run", str(config)]) == 0
+    round_dir = tmp_path / "runs" / "tiny" / "round_001"
+    metrics = json.loads((round_dir / "metrics" / "filter.json").read_text())
+    assert metrics["star/unsolved_prompts"] > 0
+    hinted = Dataset.from_parquet([str(p) for p in sorted((round_dir / "rationalize").glob("shard_*.parquet"))])
+    assert all("(answer " in text for text in hinted["prompt_text"])
+    examples = Dataset.from_parquet(str(round_dir / "train" / "examples.parquet"))
+    assert not any("(answer " in p for p in examples["prompt"])
