@@ -43,6 +43,7 @@ import re  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
@@ -187,23 +188,47 @@ def handwritten(cfg: LoopConfig) -> float:
     order = list(splits["train"])
     random.Random(cfg.seed).shuffle(order)
 
+    clock = PhaseClock()
     seed_pairs = [(p.prompt, p.rationale) for p in splits["seed"]]
-    steps = sft(model, tokenizer, seed_pairs, cfg, cfg.update.seed_epochs, cfg.seed) if cfg.update.seed_epochs else 0
-    metrics = evaluate(model, tokenizer, splits["eval"], cfg)
-    print(f"  round 0: {_fmt(metrics)} | seed steps {steps} | {time.perf_counter() - start:.1f}s", flush=True)
+    with clock("train"):
+        steps = sft(model, tokenizer, seed_pairs, cfg, cfg.update.seed_epochs, cfg.seed) if cfg.update.seed_epochs else 0
+    with clock("evaluate"):
+        metrics = evaluate(model, tokenizer, splits["eval"], cfg)
+    print(f"  round 0: {_fmt(metrics)} | seed steps {steps} | {clock.report(start)}", flush=True)
     for r in range(1, cfg.rounds + 1):
-        round_start = time.perf_counter()
+        round_start, clock = time.perf_counter(), PhaseClock()
         first = (r - 1) * cfg.data.prompts_per_round
         problems = [order[(first + i) % len(order)] for i in range(cfg.data.prompts_per_round)]
         torch.manual_seed(cfg.seed * 1000 + r)
-        samples = sample(model, tokenizer, [p.prompt for p in problems], ro.n, ro.temperature, ro.top_p,
-                         ro.max_new_tokens, ro.batch_size)
-        pairs = keep(problems, samples, cfg.update.max_per_prompt, check_steps)
-        steps = sft(model, tokenizer, pairs, cfg, cfg.update.epochs, cfg.seed + r) if pairs else 0
-        metrics = evaluate(model, tokenizer, splits["eval"], cfg)
-        print(f"  round {r}: {_fmt(metrics)} | kept {len(pairs)} | steps {steps} | "
-              f"{time.perf_counter() - round_start:.1f}s", flush=True)
+        with clock("generate"):
+            samples = sample(model, tokenizer, [p.prompt for p in problems], ro.n, ro.temperature, ro.top_p,
+                             ro.max_new_tokens, ro.batch_size)
+        with clock("filter"):
+            pairs = keep(problems, samples, cfg.update.max_per_prompt, check_steps)
+        with clock("train"):
+            steps = sft(model, tokenizer, pairs, cfg, cfg.update.epochs, cfg.seed + r) if pairs else 0
+        with clock("evaluate"):
+            metrics = evaluate(model, tokenizer, splits["eval"], cfg)
+        print(f"  round {r}: {_fmt(metrics)} | kept {len(pairs)} | steps {steps} | {clock.report(round_start)}",
+              flush=True)
     return time.perf_counter() - start
+
+
+class PhaseClock:
+    """Seconds per named phase of one round, for lines comparable with `loop run`'s `time/<phase>_s`."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        yield
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
+
+    def report(self, round_start: float) -> str:
+        phases = " ".join(f"{phase} {seconds:.1f}s" for phase, seconds in self.seconds.items())
+        return f"{time.perf_counter() - round_start:.1f}s ({phases})"
 
 
 def _fmt(metrics: dict[str, float]) -> str:
@@ -224,13 +249,24 @@ def loop_run(args: argparse.Namespace, cfg: LoopConfig) -> tuple[float, list[dic
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
-    for line in proc.stdout.splitlines():
-        if line.startswith(("round ", "held-out")):
-            print("  " + line)
     if proc.returncode != 0:
         sys.exit(f"`loop run` failed with exit code {proc.returncode}:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    for row in rows:
+        print("  " + _loop_line(row, cfg.eval.k))
     return wall, rows
+
+
+def _loop_line(row: dict, k: int) -> str:
+    """One `loop run` round in the hand-written loop's format, from its metrics.jsonl line."""
+    accuracy = " ".join(f"{key[5:]} {row[key]:.3f}" for key in ("eval/pass@1", f"eval/pass@{k}") if key in row)
+    if "train/seed_steps" in row or row["round"] == 0:
+        work = f"seed steps {int(row.get('train/seed_steps', 0))}"
+    else:
+        work = f"kept {int(row.get('train/examples', 0))} | steps {int(row.get('train/steps', 0))}"
+    phases = " ".join(f"{key[5:-2]} {value:.1f}s" for key, value in row.items()
+                      if key.startswith("time/") and key.endswith("_s") and key != "time/round_s")
+    return f"round {row['round']}: {accuracy} | {work} | {row.get('time/round_s', 0.0):.1f}s ({phases})"
 
 
 def main() -> None:

@@ -97,7 +97,7 @@ class Loop:
                                self.cfg.model.dtype)
         for split in ("train", "eval"):
             ds = getattr(self.data, split)
-            setattr(self.data, split, ds.add_column("prompt_text", [self._render(p) for p in ds["prompt"]]))
+            setattr(self.data, split, ds.add_column("prompt_text", [self._render(p) for p in ds["prompt"][:]]))
 
     def _render(self, problem: str) -> str:
         text = self.cfg.data.prompt_template.replace("{prompt}", problem)
@@ -113,8 +113,8 @@ class Loop:
         self._start_engine()
         metrics: dict = {}
         if self.data.seed is not None:
-            seed_set = Dataset.from_dict({"prompt": [self._render(p) for p in self.data.seed["prompt"]],
-                                          "completion": self.data.seed["rationale"]})
+            seed_set = Dataset.from_dict({"prompt": [self._render(p) for p in self.data.seed["prompt"][:]],
+                                          "completion": self.data.seed["rationale"][:]})
             save_parquet(seed_set, self._seed_examples())
         if cfg.update.seed_epochs > 0 and self.data.seed is not None:
             job = self._job(base, self._seed_examples(), self.run.round_dir(0) / "train",

@@ -106,7 +106,7 @@ def load_task_data(cfg: DataConfig, seed: int, data_dir: Path) -> TaskData:
 
 def assert_disjoint(train: Dataset, evaluation: Dataset) -> None:
     """The held-out split must never be trained on: no eval prompt may appear in training data."""
-    leaked = set(train["prompt"]) & set(evaluation["prompt"])
+    leaked = set(train["prompt"][:]) & set(evaluation["prompt"][:])
     if leaked:
         raise ConfigError(f"{len(leaked)} eval prompts also appear in training data, e.g. "
                           f"{next(iter(leaked))!r}; held-out data must be disjoint")

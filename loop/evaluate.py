@@ -31,8 +31,8 @@ def sample_metrics(correct: list[list[bool]], answers: list[list[str | None]], k
 
 def judge(verifier, problems: Dataset, completions: list[list[str]]) -> list[list[bool]]:
     flat = [c for row in completions for c in row]
-    refs = [ref for ref, row in zip(problems["reference_answer"], completions) for _ in row]
-    prompts = [p for p, row in zip(problems["prompt_text"], completions) for _ in row]
+    refs = [ref for ref, row in zip(problems["reference_answer"][:], completions) for _ in row]
+    prompts = [p for p, row in zip(problems["prompt_text"][:], completions) for _ in row]
     scores = verifier(prompts, flat, reference_answer=refs)
     out, i = [], 0
     for row in completions:
@@ -43,12 +43,12 @@ def judge(verifier, problems: Dataset, completions: list[list[str]]) -> list[lis
 
 def evaluate(engine: RolloutEngine, problems: Dataset, verifier, k: int, temperature: float,
              max_new_tokens: int, stop: tuple[str, ...], seed: int, prefix: str = "eval") -> dict[str, float]:
-    greedy = engine.generate(problems["prompt_text"], SamplingParams(1, 0.0, 1.0, max_new_tokens, stop))
+    greedy = engine.generate(problems["prompt_text"][:], SamplingParams(1, 0.0, 1.0, max_new_tokens, stop))
     greedy_ok = judge(verifier, problems, [[c.text for c in row] for row in greedy])
     metrics = {f"{prefix}/pass@1": sum(row[0] for row in greedy_ok) / max(len(greedy_ok), 1)}
     if k > 1 and prefix == "eval":
         torch.manual_seed(seed)
-        sampled = engine.generate(problems["prompt_text"], SamplingParams(k, temperature, 1.0, max_new_tokens, stop))
+        sampled = engine.generate(problems["prompt_text"][:], SamplingParams(k, temperature, 1.0, max_new_tokens, stop))
         texts = [[c.text for c in row] for row in sampled]
         metrics |= sample_metrics(judge(verifier, problems, texts),
                                   [[extract_answer(t) for t in row] for row in texts], k)

@@ -36,7 +36,7 @@ def generate_shards(engine: RolloutEngine, prompts: Dataset, params: SamplingPar
         rows = prompts.select(range(start, min(start + prompts_per_shard, len(prompts))))
         if not path.exists():
             torch.manual_seed(seed_for(seed, round_idx, out_dir.name, index))
-            completions = engine.generate(rows["prompt_text"], params)
+            completions = engine.generate(rows["prompt_text"][:], params)
             save_parquet(Dataset.from_list(_records(rows, completions, engine.generator_id, round_idx)), path)
         shards.append(Dataset.from_parquet(str(path)))
         advance(len(rows))
@@ -59,19 +59,20 @@ def _records(rows: Dataset, completions, generator_id: str, round_idx: int) -> l
 
 def score(rollouts: Dataset, rewards: list[WeightedReward]) -> tuple[Dataset, dict[str, float]]:
     """Add `reward` (weighted total), `reward/<name>` and `reason/<name>` columns; reward metrics."""
-    columns = {c: rollouts[c] for c in rollouts.column_names if c not in ("prompt_text", "completion")}
-    table = score_all(rewards, rollouts["prompt_text"], rollouts["completion"], **columns)
-    scored = rollouts.add_column("reward", table.total)
+    columns = rollouts.to_dict()  # plain lists: iterating Arrow-backed columns row by row is slow
+    prompts, completions = columns.pop("prompt_text"), columns.pop("completion")
+    table = score_all(rewards, prompts, completions, **columns)
+    out = {**columns, "prompt_text": prompts, "completion": completions, "reward": table.total}
     metrics = {"reward/total/mean": _mean(table.total)}
     for name, values in table.scores.items():
-        scored = scored.add_column(f"reward/{name}", values)
-        scored = scored.add_column(f"reason/{name}", table.reasons[name])
+        out[f"reward/{name}"], out[f"reason/{name}"] = values, table.reasons[name]
         metrics[f"reward/{name}/mean"] = _mean(values)
         metrics[f"reward/{name}/none_rate"] = sum(v is None for v in values) / max(len(values), 1)
+    scored = Dataset.from_dict(out)
     metrics["rollout/samples"] = float(len(rollouts))
-    metrics["rollout/tokens_mean"] = _mean(rollouts["token_count"])
-    metrics["rollout/truncated_rate"] = _mean([r == "length" for r in rollouts["finish_reason"]])
-    metrics["rollout/logprob_mean"] = _mean(rollouts["sum_logprob"])
+    metrics["rollout/tokens_mean"] = _mean(columns["token_count"])
+    metrics["rollout/truncated_rate"] = _mean([r == "length" for r in columns["finish_reason"]])
+    metrics["rollout/logprob_mean"] = _mean(columns["sum_logprob"])
     return scored, metrics
 
 

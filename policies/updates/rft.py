@@ -22,7 +22,7 @@ def select_accepted(scored: Dataset, threshold: float, max_per_prompt: int, dedu
     """Row indices to train on, in rollout order, and counts of what each rule dropped."""
     kept, seen, per_prompt = [], set(), Counter()
     dropped = Counter()
-    for i, (pid, text, reward) in enumerate(zip(scored["prompt_id"], scored["completion"], scored["reward"])):
+    for i, (pid, text, reward) in enumerate(zip(scored["prompt_id"][:], scored["completion"][:], scored["reward"][:])):
         if reward is None or reward < threshold:
             dropped["below_threshold"] += 1
         elif dedup and (pid, text.strip()) in seen:
@@ -37,8 +37,9 @@ def select_accepted(scored: Dataset, threshold: float, max_per_prompt: int, dedu
 
 
 def filter_metrics(scored: Dataset, kept: list[int], dropped: dict) -> dict[str, float]:
-    prompts = set(scored["prompt_id"])
-    solved = {scored["prompt_id"][i] for i in kept}
+    prompt_ids = scored["prompt_id"][:]
+    prompts = set(prompt_ids)
+    solved = {prompt_ids[i] for i in kept}
     total = max(len(scored), 1)
     metrics = {
         "rollout/accept_rate": len(kept) / total,
@@ -52,8 +53,8 @@ def filter_metrics(scored: Dataset, kept: list[int], dropped: dict) -> dict[str,
 
 def to_examples(scored: Dataset, rows: list[int]) -> Dataset:
     picked = scored.select(rows)
-    return Dataset.from_dict({"prompt": picked["prompt_text"], "completion": picked["completion"],
-                              "prompt_id": picked["prompt_id"]})
+    return Dataset.from_dict({"prompt": picked["prompt_text"][:], "completion": picked["completion"][:],
+                              "prompt_id": picked["prompt_id"][:]})
 
 
 class RFT:

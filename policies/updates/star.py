@@ -27,7 +27,7 @@ class STaR:
         examples, metrics = self.rft.build_examples(scored, ctx)
         if not self.cfg.star.rationalize:
             return examples, metrics
-        unsolved = self._unsolved_prompts(scored, set(examples["prompt_id"]))
+        unsolved = self._unsolved_prompts(scored, set(examples["prompt_id"][:]))
         metrics["star/unsolved_prompts"] = float(len(unsolved))
         if len(unsolved) == 0:
             return examples, metrics
@@ -37,7 +37,7 @@ class STaR:
         rationales = ctx.sample(hinted, "rationalize")
         kept, _ = select_accepted(rationales, self.cfg.threshold, self.cfg.max_per_prompt, self.cfg.dedup)
         # Train on the rationale under the *original* prompt: the hint must not be needed.
-        plain = {pid: text for pid, text in zip(unsolved["prompt_id"], unsolved["prompt_text"])}
+        plain = {pid: text for pid, text in zip(unsolved["prompt_id"][:], unsolved["prompt_text"][:])}
         rationalized = to_examples(rationales, kept).map(lambda row: {"prompt": plain[row["prompt_id"]]})
         metrics["star/rationalized"] = float(len(rationalized))
         metrics["star/rationalize_accept_rate"] = len(kept) / max(len(rationales), 1)
@@ -46,7 +46,7 @@ class STaR:
     @staticmethod
     def _unsolved_prompts(scored: Dataset, solved: set[str]) -> Dataset:
         first = {}
-        for i, pid in enumerate(scored["prompt_id"]):
+        for i, pid in enumerate(scored["prompt_id"][:]):
             if pid not in solved and pid not in first:
                 first[pid] = i
         cols = ["prompt_id", "prompt", "prompt_text", "reference_answer"]
