@@ -87,3 +87,42 @@ def test_star_round_runs_end_to_end(tmp_path: Path):
     assert all("(answer " in text for text in hinted["prompt_text"])
     examples = Dataset.from_parquet(str(round_dir / "train" / "examples.parquet"))
     assert not any("(answer " in p for p in examples["prompt"])
+
+
+def test_local_model_path_and_dataset_directory(tmp_path: Path):
+    """The real-user path: `model.name` is a saved model directory, `data.dataset` is loaded with
+    `datasets.load_dataset` (a local directory here: nothing can be downloaded) with a column
+    mapping, GSM8K-style solutions, and the dataset's own test split held out."""
+    from loop.config import ModelConfig, TinyModelConfig
+    from policies.loading import build_tiny
+
+    model_dir = build_tiny(ModelConfig(tiny=TinyModelConfig(num_layers=1, hidden_size=32, num_heads=2,
+                                                            intermediate_size=64)), 0, tmp_path / "model")
+    data_dir = tmp_path / "gsm"
+    data_dir.mkdir()
+    for split, offset in (("train", 0), ("test", 100)):
+        rows = [{"question": f"Q:{i}+1\n", "solution": f"{i}+1={i + 1}\n#### {i + 1}"} for i in range(offset, offset + 20)]
+        Dataset.from_list(rows).to_parquet(str(data_dir / f"{split}-00000-of-00001.parquet"))
+    config = write_config(tmp_path, rounds=1, control={"enabled": False}, model={"name": str(model_dir)},
+                          data={"dataset": str(data_dir), "split": "train", "eval_split": "test",
+                                "columns": {"prompt": "question", "answer": "solution"}, "prompts_per_round": 8},
+                          update={"threshold": 0.0, "batch_size": 4})
+    assert main(["run", str(config)]) == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    scored = Dataset.from_parquet(str(run_dir / "round_001" / "scored.parquet"))
+    assert set(scored["reference_answer"][:]) <= {str(i + 1) for i in range(20)}
+    assert all(pid.startswith(f"{data_dir}[train]:") for pid in scored["prompt_id"][:])
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in rows] == [0, 1] and rows[1]["train/steps"] > 0
+
+
+def test_chat_models_see_their_chat_template():
+    from policies.loading import char_tokenizer
+    from policies.prompts import render_prompt
+
+    tokenizer = char_tokenizer()
+    assert render_prompt(tokenizer, "Q:1+1") == "Q:1+1"  # no template: the plain text
+    tokenizer.chat_template = ("{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
+                               "{% if add_generation_prompt %}<assistant>{% endif %}")
+    assert render_prompt(tokenizer, "Q:1+1") == "<user>Q:1+1<assistant>"
+    assert render_prompt(tokenizer, "Q:1+1", use_chat_template=False) == "Q:1+1"
