@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import torch
+import transformers
 
 from loop.config import load_config
 from loop.tasks import generate_arithmetic
@@ -98,11 +99,13 @@ def main() -> None:
     args = parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    transformers.logging.disable_progress_bar()
     cfg = load_config(args.config)
     n = args.n or cfg.rollout.n
     max_new = args.max_new_tokens or cfg.rollout.max_new_tokens
     batch_size = args.batch_size or cfg.rollout.batch_size
-    model_dir = args.model or build_tiny(cfg.model, cfg.seed, Path(tempfile.mkdtemp(prefix="bench_engine_")) / "tiny")
+    scratch = tempfile.TemporaryDirectory(prefix="bench_engine_")  # removed at exit
+    model_dir = args.model or build_tiny(cfg.model, cfg.seed, Path(scratch.name) / "tiny")
 
     engine = HFEngine(model_dir, "bench", batch_size=batch_size, dtype=cfg.model.dtype)
     task = cfg.data.task.model_copy(update={"train_size": max(args.prompts, cfg.data.task.train_size)})

@@ -11,19 +11,23 @@ the config), then
     round r   sample n completions for `prompts_per_round` prompts with batched `model.generate`;
               keep the right ones ("The answer is N." by regex, and every `a+b=c` step right
               when the config's rewards include `steps`), dedup, at most K per prompt;
-              SFT on them (same step count rule); evaluate as in round 0
+              SFT on them (as many steps as `loop run` took); evaluate as in round 0
 
-It prints its own wall time and accuracy per round, then runs
+It first runs
 
     python -m loop run CONFIG --set name=bench_demo --set control.enabled=false --set tracking.wandb=false
 
-as a subprocess (after deleting runs/bench_demo) and prints the ratio of the wall times.
+as a subprocess (after deleting runs/bench_demo), then the hand-written loop, which takes the
+same number of optimizer steps per round as `loop run` took (read from its metrics.jsonl):
+the two keep different numbers of samples, and the steps are the work. Each prints wall
+time, accuracy and phase times per round; then the ratio of the wall times.
 Goal: `loop run` <= 1.5x the hand-written loop. Both sides include interpreter start-up
 and imports. The two run one after the other, so on a shared machine run it twice.
+With `--skip-loop` the hand-written loop counts its steps by the Trainer's rule instead.
 
-Default is the full demo (several minutes per side on 2 CPU cores). Shorter:
+Default is the full demo (2-3 minutes per side on 2 CPU cores, one thread). Shorter:
 
-    python bench/handwritten_loop.py --rounds 1 --seed-epochs 10     # a quick check of both
+    python bench/handwritten_loop.py --rounds 1                      # a quick check of both
     python bench/handwritten_loop.py --skip-loop                     # only the hand-written one
     python bench/handwritten_loop.py                                 # the full demo, both
 """
@@ -103,11 +107,16 @@ def encode(tokenizer, pairs: list[tuple[str, str]], max_length: int) -> dict[str
     }
 
 
-def sft(model, tokenizer, pairs: list[tuple[str, str]], cfg: LoopConfig, epochs: float, seed: int) -> int:
-    """AdamW on `pairs` for as many steps as the Trainer would take; returns the step count."""
+def trainer_steps(examples: int, epochs: float, batch_size: int) -> int:
+    """Optimizer steps the HF Trainer takes: ceil(epochs * batches per epoch), grad_accum 1."""
+    return math.ceil(epochs * math.ceil(examples / batch_size)) if examples else 0
+
+
+def sft(model, tokenizer, pairs: list[tuple[str, str]], cfg: LoopConfig, steps: int, seed: int) -> int:
+    """`steps` AdamW steps over `pairs`, reshuffled each pass; returns the steps taken."""
     u = cfg.update
-    per_epoch = math.ceil(len(pairs) / u.batch_size)
-    steps = math.ceil(epochs * per_epoch)
+    if not pairs:
+        return 0
     optimizer = torch.optim.AdamW(model.parameters(), lr=u.learning_rate, weight_decay=u.weight_decay)
     rng = random.Random(seed)
     model.train()
@@ -176,8 +185,18 @@ def keep(problems: list[Problem], samples: list[list[str]], k: int, check_steps:
 
 
 # --- the two loops ----------------------------------------------------------------------
-def handwritten(cfg: LoopConfig) -> float:
-    """Run the loop; print a line per round; return the wall seconds of the whole loop."""
+def handwritten(cfg: LoopConfig, steps_by_round: dict[int, int] | None) -> float:
+    """Run the loop; print a line per round; return the wall seconds of the whole loop.
+
+    `steps_by_round` (from `loop run`'s metrics) fixes each round's optimizer steps; without
+    it they follow from the kept examples by the Trainer's rule.
+    """
+
+    def steps_for(r: int, examples: int, epochs: float) -> int:
+        if steps_by_round is not None:
+            return steps_by_round.get(r, 0)
+        return trainer_steps(examples, epochs, cfg.update.batch_size)
+
     start = time.perf_counter()
     splits = generate_arithmetic(cfg.data.task, cfg.seed)
     tokenizer = char_tokenizer()
@@ -191,7 +210,7 @@ def handwritten(cfg: LoopConfig) -> float:
     clock = PhaseClock()
     seed_pairs = [(p.prompt, p.rationale) for p in splits["seed"]]
     with clock("train"):
-        steps = sft(model, tokenizer, seed_pairs, cfg, cfg.update.seed_epochs, cfg.seed) if cfg.update.seed_epochs else 0
+        steps = sft(model, tokenizer, seed_pairs, cfg, steps_for(0, len(seed_pairs), cfg.update.seed_epochs), cfg.seed)
     with clock("evaluate"):
         metrics = evaluate(model, tokenizer, splits["eval"], cfg)
     print(f"  round 0: {_fmt(metrics)} | seed steps {steps} | {clock.report(start)}", flush=True)
@@ -206,7 +225,7 @@ def handwritten(cfg: LoopConfig) -> float:
         with clock("filter"):
             pairs = keep(problems, samples, cfg.update.max_per_prompt, check_steps)
         with clock("train"):
-            steps = sft(model, tokenizer, pairs, cfg, cfg.update.epochs, cfg.seed + r) if pairs else 0
+            steps = sft(model, tokenizer, pairs, cfg, steps_for(r, len(pairs), cfg.update.epochs), cfg.seed + r)
         with clock("evaluate"):
             metrics = evaluate(model, tokenizer, splits["eval"], cfg)
         print(f"  round {r}: {_fmt(metrics)} | kept {len(pairs)} | steps {steps} | {clock.report(round_start)}",
@@ -278,16 +297,20 @@ def main() -> None:
     overrides += [f"update.seed_epochs={args.seed_epochs}"] if args.seed_epochs is not None else []
     cfg = load_config(args.config, overrides)
     imports = _IMPORTED - _STARTED
-    print(f"hand-written RFT loop: {cfg.rounds} rounds x {cfg.data.prompts_per_round} prompts x n={cfg.rollout.n}, "
+    print(f"RFT loop: {cfg.rounds} rounds x {cfg.data.prompts_per_round} prompts x n={cfg.rollout.n}, "
           f"seed epochs {cfg.update.seed_epochs:g} | threads {torch.get_num_threads()}", flush=True)
-    ours = handwritten(cfg) + imports
+    steps_by_round = None
+    if not args.skip_loop:
+        wall, rows = loop_run(args, cfg)
+        in_rounds = sum(row.get("time/round_s", 0.0) for row in rows)
+        print(f"loop run: {wall:.1f}s wall ({in_rounds:.1f}s inside its rounds, the rest start-up and bookkeeping)")
+        steps_by_round = {row["round"]: int(row.get("train/seed_steps", row.get("train/steps", 0))) for row in rows}
+        print("hand-written, taking the same optimizer steps per round as `loop run`:", flush=True)
+    ours = handwritten(cfg, steps_by_round) + imports
     print(f"hand-written: {ours:.1f}s wall ({imports:.1f}s of it imports)")
     if args.skip_loop:
         return
-    wall, rows = loop_run(args, cfg)
-    in_rounds = sum(row.get("time/round_s", 0.0) for row in rows)
     ratio = wall / ours
-    print(f"loop run: {wall:.1f}s wall ({in_rounds:.1f}s inside its rounds, the rest start-up and bookkeeping)")
     print(f"loop run / hand-written: {ratio:.2f}x (goal <= 1.5x: {'met' if ratio <= 1.5 else 'NOT met'})")
 
 
