@@ -35,7 +35,7 @@ import torch
 import transformers
 
 from loop.config import load_config
-from loop.tasks import generate_arithmetic
+from loop.tasks import generate_task
 from policies.engines.base import SamplingParams
 from policies.engines.hf import HFEngine
 from policies.loading import build_tiny
@@ -109,7 +109,7 @@ def main() -> None:
 
     engine = HFEngine(model_dir, "bench", batch_size=batch_size, dtype=cfg.model.dtype)
     task = cfg.data.task.model_copy(update={"train_size": max(args.prompts, cfg.data.task.train_size)})
-    problems = generate_arithmetic(task, cfg.seed)["train"][: args.prompts]
+    problems = generate_task(task, cfg.seed)["train"][: args.prompts]
     prompts = [render_prompt(engine.tokenizer, p.prompt, cfg.model.chat_template) for p in problems]
     params = SamplingParams(n=n, temperature=1.0, max_new_tokens=max_new)
     per_call = max(1, batch_size // n)

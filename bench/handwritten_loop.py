@@ -54,7 +54,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 
 from loop.config import LoopConfig, load_config  # noqa: E402
-from loop.tasks import Problem, generate_arithmetic  # noqa: E402
+from loop.tasks import Problem, generate_task  # noqa: E402
 from policies.loading import char_tokenizer, tiny_model  # noqa: E402
 
 _IMPORTED = time.perf_counter()
@@ -198,7 +198,7 @@ def handwritten(cfg: LoopConfig, steps_by_round: dict[int, int] | None) -> float
         return trainer_steps(examples, epochs, cfg.update.batch_size)
 
     start = time.perf_counter()
-    splits = generate_arithmetic(cfg.data.task, cfg.seed)
+    splits = generate_task(cfg.data.task, cfg.seed)
     tokenizer = char_tokenizer()
     tokenizer.padding_side = "left"  # generation; `encode` pads training batches itself
     model = tiny_model(cfg.model.tiny, tokenizer, cfg.seed).eval()

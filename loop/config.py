@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -54,20 +54,22 @@ def _looks_like_path(name: str) -> bool:
 
 
 class TaskConfig(Section):
-    """A procedurally generated task (the demo): problems with worked rationales."""
+    """A procedurally generated task (the demos): problems with worked solutions."""
 
-    kind: Literal["arithmetic"] = "arithmetic"
+    kind: Literal["arithmetic", "code"] = "arithmetic"
     train_size: int = Field(2000, ge=1)
     eval_size: int = Field(200, ge=1)
     seed_size: int = Field(64, ge=0)
     num_operands: int = Field(3, ge=2, le=5)
     max_operand: int = Field(99, ge=1)
-    ops: str = Field("+-", pattern=r"^[+\-]+$", description="Operators to draw from.")
+    ops: str = Field("+-", pattern=r"^[+\-*]+$", description="Operators to draw from.")
 
     @model_validator(mode="after")
     def _enough_problems(self) -> "TaskConfig":
         total = self.train_size + self.eval_size + self.seed_size
-        space = (self.max_operand + 1) ** self.num_operands * len(set(self.ops)) ** (self.num_operands - 1)
+        steps = self.num_operands - 1  # a code problem's first operand is x: one fewer number
+        numbers = self.max_operand ** steps if self.kind == "code" else (self.max_operand + 1) ** self.num_operands
+        space = numbers * len(set(self.ops)) ** steps
         if total > space // 2:  # keep sampling without replacement fast
             raise ValueError(f"{total} unique problems asked of a space of {space}; "
                              "raise max_operand or num_operands, or lower the sizes")
@@ -76,8 +78,9 @@ class TaskConfig(Section):
 
 class ColumnMap(Section):
     prompt: str = "prompt"
-    answer: str = "answer"
+    answer: str | None = Field("answer", description="null: no reference answers (code tests, majority vote).")
     rationale: str | None = None
+    extra: dict[str, str] = Field({}, description="Reward argument -> dataset column, e.g. {tests: test_list}.")
 
 
 class DataConfig(Section):
@@ -107,7 +110,7 @@ class DataConfig(Section):
 
 
 class RolloutConfig(Section):
-    engine: Literal["hf", "vllm"] = "hf"
+    engine: Literal["hf"] = Field("hf", description="Rollout engine; `vllm` is planned (issue: the vLLM engine).")
     n: int = Field(4, ge=1, description="Samples per prompt.")
     temperature: float = Field(1.0, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
@@ -121,19 +124,50 @@ class RewardSpec(Section):
     name: str
     weight: float = 1.0
     args: dict[str, Any] = {}
+    gate: float | None = Field(None, description="Reject samples scoring below this here: a filter stage.")
+    label: str | None = Field(None, description="Name in metrics; defaults to `name` (needed when one reward appears twice).")
 
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
+        from rewards import BUILTIN_REWARDS, build_reward
+
+        if name not in BUILTIN_REWARDS:
+            build_reward(name)  # imports a user's function; raises with the list of built-ins
+        return name
+
+    @field_validator("args")
+    @classmethod
+    def _buildable(cls, args: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         from rewards import build_reward
 
-        build_reward(name)  # raises with the list of built-ins
-        return name
+        # Rewards are cheap to build (models and processes start on first use), so building
+        # one here turns a bad argument (or a missing API key) into a config error before round 1.
+        if "name" in info.data:
+            build_reward(info.data["name"], **args)
+        return args
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
 
 
 class StarConfig(Section):
     rationalize: bool = True
     hint_template: str = Field("{prompt} (answer {answer}) ", description="Prompt with the answer as a hint.")
+
+
+class DifficultyBand(Section):
+    """Keep only prompts whose pass rate among their samples lies in [lo, hi]."""
+
+    lo: float = Field(0.0, ge=0.0, le=1.0)
+    hi: float = Field(1.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "DifficultyBand":
+        if self.lo > self.hi:
+            raise ValueError(f"lo ({self.lo}) must not exceed hi ({self.hi})")
+        return self
 
 
 class UpdateConfig(Section):
@@ -142,6 +176,7 @@ class UpdateConfig(Section):
     threshold: float = Field(1.0, description="Keep samples whose total reward is >= threshold.")
     max_per_prompt: int = Field(4, ge=1, description="K: at most this many kept samples per prompt.")
     dedup: bool = True
+    difficulty: DifficultyBand | None = Field(None, description="Pass-rate band of prompts to train on, e.g. {lo: 0.2, hi: 0.8}.")
     learning_rate: float = Field(1e-4, gt=0)
     epochs: float = Field(1.0, gt=0)
     max_steps: int = Field(-1, description="Caps optimizer steps per round; -1 = by epochs.")
@@ -158,6 +193,7 @@ class UpdateConfig(Section):
 
 
 class EvalConfig(Section):
+    verifier: str = Field("math", description="Reward whose score >= 1 counts as correct (a reward in `rewards` or a built-in).")
     k: int = Field(4, ge=1, description="Samples per problem for pass@k / maj@k; 1 = greedy only.")
     temperature: float = Field(1.0, ge=0.0)
     max_new_tokens: int | None = Field(None, description="Defaults to rollout.max_new_tokens.")
@@ -198,6 +234,15 @@ class LoopConfig(Section):
             raise ValueError("update.seed_epochs > 0 needs labeled examples: set data.seed_path")
         if self.control.enabled and self.data.seed_path is None and self.data.task is None:
             raise ValueError("control.enabled needs a seed set: set data.seed_path")
+        keys = [spec.key for spec in self.rewards]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise ValueError(f"rewards: {', '.join(repeated)} appears twice; give one a `label`")
+        from rewards import reward_names
+
+        if self.eval.verifier not in keys and self.eval.verifier not in reward_names():
+            raise ValueError(f"eval.verifier: {self.eval.verifier!r} is neither a reward of this run "
+                             f"({', '.join(keys)}) nor a built-in ({', '.join(reward_names())})")
         return self
 
     @property

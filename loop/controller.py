@@ -44,8 +44,9 @@ class Loop:
     def __init__(self, cfg: LoopConfig, run: RunDir, tracker: Tracker, console: Console):
         self.cfg, self.run, self.tracker, self.console = cfg, run, tracker, console
         self.state: RunState = run.load_state()
-        self.rewards = [WeightedReward(s.name, build_reward(s.name, **s.args), s.weight) for s in cfg.rewards]
-        self.verifier = next((r.fn for r in self.rewards if r.name == "math"), None) or build_reward("math")
+        self.rewards = [WeightedReward(s.key, build_reward(s.name, **s.args), s.weight, s.gate) for s in cfg.rewards]
+        named = {r.name: r.fn for r in self.rewards}
+        self.verifier = named.get(cfg.eval.verifier) or build_reward(cfg.eval.verifier)
         self.algorithm = build_algorithm(cfg.update)
         self.engine: HFEngine | None = None
         self.data: TaskData | None = None
@@ -95,6 +96,9 @@ class Loop:
     def _start_engine(self) -> None:
         self.engine = HFEngine(self.state.generator, self.state.generator_id, self.cfg.rollout.batch_size,
                                self.cfg.model.dtype)
+        for reward in self.rewards:  # a Self-Rewarding judge scores with the live policy
+            if hasattr(reward.fn, "attach_policy"):
+                reward.fn.attach_policy(self.engine)
         for split in ("train", "eval"):
             ds = getattr(self.data, split)
             setattr(self.data, split, ds.add_column("prompt_text", [self._render(p) for p in ds["prompt"][:]]))

@@ -15,7 +15,7 @@ from datasets import Dataset, concatenate_datasets, load_dataset
 
 from loop.atomic import write_text
 from loop.config import ConfigError, DataConfig
-from loop.tasks import generate_arithmetic
+from loop.tasks import generate_task
 from rewards import extract_answer
 
 
@@ -36,23 +36,29 @@ def _canonical(ds: Dataset, cfg: DataConfig, origin: str, need_rationale: bool =
     wanted = {"prompt": cols.prompt, "answer": cols.answer}
     if need_rationale:
         wanted["rationale"] = cols.rationale or cols.answer
+    wanted |= {f"extra.{arg}": column for arg, column in cols.extra.items()}
     for field, column in wanted.items():
-        if column not in ds.column_names:
+        if column is not None and column not in ds.column_names:
             raise ConfigError(f"data.columns.{field}: column {column!r} is not in {origin} "
                               f"(its columns: {', '.join(ds.column_names)})")
 
     def convert(row: dict, idx: int) -> dict:
-        raw = str(row[cols.answer]).strip()
-        # A full solution ("... #### 42", "... \boxed{42}") is reduced to its final answer;
-        # an answer that already is one ("3/4", "\frac{1}{2}") is kept whole.
-        full_solution = "####" in raw or "\\boxed" in raw
         out = {"prompt_id": f"{origin}:{idx}", "prompt": str(row[cols.prompt]),
-               "reference_answer": (extract_answer(raw) or raw) if full_solution else raw}
+               "reference_answer": _reference(row[cols.answer]) if cols.answer else ""}
         if need_rationale:
             out["rationale"] = str(row[wanted["rationale"]])
+        out |= {arg: row[column] for arg, column in cols.extra.items()}
         return out
 
     return ds.map(convert, with_indices=True, remove_columns=ds.column_names)
+
+
+def _reference(value) -> str:
+    """A full solution ("... #### 42", "... \\boxed{42}") is reduced to its final answer; an
+    answer that already is one ("3/4", "\\frac{1}{2}") is kept whole."""
+    raw = str(value).strip()
+    full_solution = "####" in raw or "\\boxed" in raw
+    return (extract_answer(raw) or raw) if full_solution else raw
 
 
 def _write_task_files(cfg: DataConfig, seed: int, data_dir: Path) -> DataConfig:
@@ -66,13 +72,17 @@ def _write_task_files(cfg: DataConfig, seed: int, data_dir: Path) -> DataConfig:
     names = ("train", "eval", "seed")
     paths = {name: data_dir / f"{name}.jsonl" for name in names}
     if not stamp.exists() or json.loads(stamp.read_text()) != fingerprint:
-        splits = generate_arithmetic(cfg.task, seed)
+        splits = generate_task(cfg.task, seed)
         for name in names:
-            write_text(paths[name], "".join(json.dumps(vars(p)) + "\n" for p in splits[name]))
+            rows = ({k: v for k, v in vars(p).items() if v is not None} for p in splits[name])
+            write_text(paths[name], "".join(json.dumps(row) + "\n" for row in rows))
         write_text(stamp, json.dumps(fingerprint))
+    columns = {"rationale": "rationale"}
+    if cfg.task.kind == "code":
+        columns |= {"answer": None, "extra": {"tests": "tests"}}
     return cfg.model_copy(update={"task": None, "path": str(paths["train"]), "eval_path": str(paths["eval"]),
                                   "seed_path": str(paths["seed"]) if cfg.task.seed_size else None,
-                                  "columns": cfg.columns.model_copy(update={"rationale": "rationale"})})
+                                  "columns": cfg.columns.model_copy(update=columns)})
 
 
 def load_task_data(cfg: DataConfig, seed: int, data_dir: Path) -> TaskData:

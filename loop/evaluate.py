@@ -31,9 +31,10 @@ def sample_metrics(correct: list[list[bool]], answers: list[list[str | None]], k
 
 def judge(verifier, problems: Dataset, completions: list[list[str]]) -> list[list[bool]]:
     flat = [c for row in completions for c in row]
-    refs = [ref for ref, row in zip(problems["reference_answer"][:], completions) for _ in row]
+    columns = {name: [value for value, row in zip(problems[name][:], completions) for _ in row]
+               for name in problems.column_names if name not in ("prompt_id", "prompt", "prompt_text")}
     prompts = [p for p, row in zip(problems["prompt_text"][:], completions) for _ in row]
-    scores = verifier(prompts, flat, reference_answer=refs)
+    scores = verifier(prompts, flat, **columns)
     out, i = [], 0
     for row in completions:
         out.append([(s or 0.0) >= 1.0 for s in scores[i : i + len(row)]])

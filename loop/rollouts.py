@@ -46,15 +46,20 @@ def generate_shards(engine: RolloutEngine, prompts: Dataset, params: SamplingPar
 def _records(rows: Dataset, completions, generator_id: str, round_idx: int) -> list[dict]:
     records = []
     for row, samples in zip(rows, completions):
+        # Columns beyond the canonical ones (a code problem's `tests`) ride along for the rewards.
+        extra = {k: v for k, v in row.items() if k not in _PROMPT_COLUMNS}
         for k, c in enumerate(samples):
             records.append({
                 "round": round_idx, "prompt_id": row["prompt_id"], "sample_index": k,
                 "prompt": row["prompt"], "prompt_text": row["prompt_text"],
                 "reference_answer": row["reference_answer"], "completion": c.text,
                 "token_count": c.token_count, "sum_logprob": c.sum_logprob,
-                "finish_reason": c.finish_reason, "generator_id": generator_id,
+                "finish_reason": c.finish_reason, "generator_id": generator_id, **extra,
             })
     return records
+
+
+_PROMPT_COLUMNS = {"prompt_id", "prompt", "prompt_text", "reference_answer"}
 
 
 def score(rollouts: Dataset, rewards: list[WeightedReward]) -> tuple[Dataset, dict[str, float]]:
@@ -62,12 +67,18 @@ def score(rollouts: Dataset, rewards: list[WeightedReward]) -> tuple[Dataset, di
     columns = rollouts.to_dict()  # plain lists: iterating Arrow-backed columns row by row is slow
     prompts, completions = columns.pop("prompt_text"), columns.pop("completion")
     table = score_all(rewards, prompts, completions, **columns)
-    out = {**columns, "prompt_text": prompts, "completion": completions, "reward": table.total}
+    out = {**columns, "prompt_text": prompts, "completion": completions, "reward": table.total,
+           "rejected_by": table.rejected_by}
     metrics = {"reward/total/mean": _mean(table.total)}
     for name, values in table.scores.items():
         out[f"reward/{name}"], out[f"reason/{name}"] = values, table.reasons[name]
         metrics[f"reward/{name}/mean"] = _mean(values)
         metrics[f"reward/{name}/none_rate"] = sum(v is None for v in values) / max(len(values), 1)
+        metrics |= {f"reward/{name}/{k}": float(v) for k, v in table.metrics.get(name, {}).items()}
+    for name, (reached, passed) in table.gates.items():
+        metrics[f"filter/{name}/accept_rate"] = passed / reached if reached else float("nan")
+    if table.gates:
+        metrics["filter/gates/accept_rate"] = _mean([not r for r in table.rejected_by])
     scored = Dataset.from_dict(out)
     metrics["rollout/samples"] = float(len(rollouts))
     metrics["rollout/tokens_mean"] = _mean(columns["token_count"])

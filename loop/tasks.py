@@ -1,35 +1,44 @@
-"""Procedurally generated tasks: the demo's problems, with worked rationales and answers.
+"""Procedurally generated tasks: the demos' problems, with worked solutions.
 
 `arithmetic`: chains like `47+8-15`. A solution works it left to right, one step per line, and
-ends in "The answer is N." — the form the `math` reward checks. Problems are unique, and the
-train, eval and seed splits are disjoint by construction.
+ends in "The answer is N." — the form the `math` reward checks.
+`code`: "f(x): add 7, then multiply by 3" asks for a Python function, one statement per step;
+its `tests` (assert lines) are what the `code` reward runs in the sandbox.
+Problems are unique, and the train, eval and seed splits are disjoint by construction.
 """
 
 from __future__ import annotations
 
+import operator
 import random
 from dataclasses import dataclass
 
 from loop.config import TaskConfig
+
+APPLY = {"+": operator.add, "-": operator.sub, "*": operator.mul}
+WORDS = {"+": "add {x}", "-": "subtract {x}", "*": "multiply by {x}"}
+CODE_TEST_INPUTS = (0, 1, 5)
+
 
 @dataclass(frozen=True)
 class Problem:
     prompt: str
     answer: str
     rationale: str
+    tests: list[str] | None = None  # assert lines, for code problems
 
 
 def _solve(operands: list[int], ops: list[str]) -> tuple[str, int]:
     lines, acc = [], operands[0]
     for op, x in zip(ops, operands[1:]):
-        new = acc + x if op == "+" else acc - x
+        new = APPLY[op](acc, x)
         lines.append(f"{acc}{op}{x}={new}")
         acc = new
     lines.append(f"The answer is {acc}.")
     return "\n".join(lines), acc
 
 
-def _problem(rng: random.Random, cfg: TaskConfig) -> Problem:
+def _arithmetic(rng: random.Random, cfg: TaskConfig) -> Problem:
     operands = [rng.randint(0, cfg.max_operand) for _ in range(cfg.num_operands)]
     ops = [rng.choice(sorted(set(cfg.ops))) for _ in range(cfg.num_operands - 1)]
     expr = str(operands[0]) + "".join(f"{op}{x}" for op, x in zip(ops, operands[1:]))
@@ -37,15 +46,31 @@ def _problem(rng: random.Random, cfg: TaskConfig) -> Problem:
     return Problem(prompt=f"Q:{expr}\n", answer=str(answer), rationale=rationale)
 
 
-def generate_arithmetic(cfg: TaskConfig, seed: int) -> dict[str, list[Problem]]:
+def _code(rng: random.Random, cfg: TaskConfig) -> Problem:
+    """f(x) applies `num_operands - 1` steps to x; the solution is one statement per step."""
+    steps = [(rng.choice(sorted(set(cfg.ops))), rng.randint(1, cfg.max_operand)) for _ in range(cfg.num_operands - 1)]
+    body = [f"    y = {'x' if i == 0 else 'y'} {op} {x}" for i, (op, x) in enumerate(steps)]
+    solution = "```python\ndef f(x):\n" + "\n".join(body) + "\n    return y\n```"
+    tests = []
+    for value in CODE_TEST_INPUTS:
+        result = value
+        for op, x in steps:
+            result = APPLY[op](result, x)
+        tests.append(f"assert f({value}) == {result}")
+    prompt = "f(x): " + ", then ".join(WORDS[op].format(x=x) for op, x in steps) + "\n"
+    return Problem(prompt=prompt, answer="", rationale=solution, tests=tests)
+
+
+def generate_task(cfg: TaskConfig, seed: int) -> dict[str, list[Problem]]:
     """Unique problems split into `train` (no rationale used), `eval` (held out) and `seed`."""
+    make = _code if cfg.kind == "code" else _arithmetic
     rng = random.Random(seed)
     sizes = {"eval": cfg.eval_size, "seed": cfg.seed_size, "train": cfg.train_size}
     total = sum(sizes.values())  # TaskConfig checked that the problem space is large enough
     seen: set[str] = set()
     problems: list[Problem] = []
     while len(problems) < total:
-        p = _problem(rng, cfg)
+        p = make(rng, cfg)
         if p.prompt not in seen:
             seen.add(p.prompt)
             problems.append(p)

@@ -14,13 +14,15 @@ The contract, shared with TRL so one function serves offline scoring and
 - Built-in rewards also offer `verdicts(...) -> list[Verdict]` with the reason behind
   each score, and carry `__name__` for TRL's metric names.
 
-Pick rewards by name with `build_reward` ("math", "format", "steps", or "package.module:function")
-and combine them with `score_all`.
+Pick rewards by name with `build_reward` (see `reward_names()`, or "package.module:function")
+and combine them with `score_all`; a reward with a `gate` is a filter stage.
 """
 
 from rewards.compose import ScoreTable, WeightedReward, as_trl, score_all
 from rewards.extract import extract_answer
+from rewards.filters import LengthReward, MajorityReward, RepetitionReward
 from rewards.format import FormatReward
+from rewards.judge import JudgeReward, PairVerdict
 from rewards.math import MathReward
 from rewards.registry import BUILTIN_REWARDS, build_reward, reward_names
 from rewards.steps import StepsReward
@@ -29,7 +31,12 @@ from rewards.verdict import Verdict, completion_text
 __all__ = [
     "BUILTIN_REWARDS",
     "FormatReward",
+    "JudgeReward",
+    "LengthReward",
+    "MajorityReward",
     "MathReward",
+    "PairVerdict",
+    "RepetitionReward",
     "ScoreTable",
     "StepsReward",
     "Verdict",

@@ -3,6 +3,11 @@
 The loop reads `ScoreTable`: per-reward scores and reasons for its logs and rollout
 tables, and the weighted `total` used to keep or drop samples. `as_trl` hands the same
 rewards and weights to `GRPOTrainer`, which does its own weighting.
+
+A reward with a `gate` is also a filter: samples scoring below it (or `None`) are rejected
+there, get a `None` total, and are never shown to a later reward. Rewards run cheapest first
+(by their `cost` attribute: filters 0, math 1, code sandbox 2, judge 3; ties keep config
+order), so a sandbox or a judge is never called on a sample a cheap filter already rejected.
 """
 
 from __future__ import annotations
@@ -19,6 +24,11 @@ class WeightedReward:
     name: str
     fn: Callable
     weight: float = 1.0
+    gate: float | None = None  # reject samples scoring below this (or None)
+
+    @property
+    def cost(self) -> float:
+        return getattr(self.fn, "cost", 1)
 
 
 @dataclass
@@ -26,12 +36,17 @@ class ScoreTable:
     """Per-component scores and reasons, and their weighted total, one entry per sample.
 
     `total[i]` is the weighted sum over components that could judge sample i; it is
-    `None` only when none could.
+    `None` when none could, or when a gate rejected the sample (`rejected_by[i]` names it).
+    `gates[name]` counts (samples that reached the gate, samples that passed it);
+    `metrics[name]` holds what a reward reports of itself through `pop_metrics()`.
     """
 
     scores: dict[str, list[float | None]] = field(default_factory=dict)
     reasons: dict[str, list[str]] = field(default_factory=dict)
     total: list[float | None] = field(default_factory=list)
+    rejected_by: list[str] = field(default_factory=list)
+    gates: dict[str, tuple[int, int]] = field(default_factory=dict)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def score_all(
@@ -57,13 +72,33 @@ def score_all(
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ValueError(f"reward names must be unique; repeated: {', '.join(duplicates)}")
-    table = ScoreTable()
-    for reward in rewards:
-        scores, reasons = _run(reward, prompts, completions, columns)
-        table.scores[reward.name] = scores
-        table.reasons[reward.name] = reasons
-    table.total = [_weighted_sum(rewards, table.scores, i) for i in range(len(completions))]
+    n = len(completions)
+    table = ScoreTable(rejected_by=[""] * n)
+    for reward in sorted(rewards, key=lambda r: r.cost):  # stable: ties keep config order
+        alive = [i for i in range(n) if not table.rejected_by[i]]
+        scores, reasons = [None] * n, [f"skipped: rejected by {table.rejected_by[i]}" for i in range(n)]
+        if alive:
+            sub_columns = {k: [v[i] for i in alive] for k, v in columns.items() if _per_sample(v, n)}
+            sub_columns |= {k: v for k, v in columns.items() if not _per_sample(v, n)}
+            got, why = _run(reward, [prompts[i] for i in alive], [completions[i] for i in alive], sub_columns)
+            for j, i in enumerate(alive):
+                scores[i], reasons[i] = got[j], why[j]
+        table.scores[reward.name], table.reasons[reward.name] = scores, reasons
+        pop = getattr(reward.fn, "pop_metrics", None)
+        if callable(pop):
+            table.metrics[reward.name] = dict(pop())
+        if reward.gate is not None:
+            passed = [i for i in alive if scores[i] is not None and scores[i] >= reward.gate]
+            table.gates[reward.name] = (len(alive), len(passed))
+            for i in set(alive) - set(passed):
+                table.rejected_by[i] = reward.name
+    table.total = [None if table.rejected_by[i] else _weighted_sum(rewards, table.scores, i) for i in range(n)]
     return table
+
+
+def _per_sample(value: Any, n: int) -> bool:
+    """A dataset column (one value per sample), as opposed to TRL extras like `trainer_state`."""
+    return isinstance(value, (list, tuple)) and len(value) == n
 
 
 def as_trl(rewards: list[WeightedReward]) -> tuple[list[Callable], list[float]]:

@@ -50,6 +50,7 @@ class MathReward:
     """
 
     __name__ = "math"  # TRL names the reward's logged metrics after reward_func.__name__
+    cost = 1  # the filter stack runs cheaper rewards first
 
     def __init__(self, timeout_s: float = 2.0):
         if not timeout_s > 0:

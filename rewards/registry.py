@@ -12,7 +12,9 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from rewards.filters import LengthReward, MajorityReward, RepetitionReward
 from rewards.format import FormatReward
+from rewards.judge import JudgeReward
 from rewards.math import MathReward
 from rewards.steps import StepsReward
 
@@ -20,6 +22,10 @@ BUILTIN_REWARDS: dict[str, Callable[..., Callable]] = {
     "math": MathReward,
     "format": FormatReward,
     "steps": StepsReward,
+    "length": LengthReward,
+    "repetition": RepetitionReward,
+    "majority": MajorityReward,
+    "judge": JudgeReward,
 }
 
 

@@ -28,6 +28,7 @@ class StepsReward:
     """
 
     __name__ = "steps"
+    cost = 0  # the filter stack runs cheaper rewards first
 
     def __init__(self, all_or_nothing: bool = False):
         self.all_or_nothing = all_or_nothing

@@ -12,7 +12,7 @@ from datasets import Dataset
 
 from loop.config import ColumnMap, ConfigError, DataConfig, TaskConfig
 from loop.data import assert_disjoint, load_task_data, round_prompts
-from loop.tasks import generate_arithmetic
+from loop.tasks import generate_task
 from rewards import extract_answer
 
 SMALL_TASK = TaskConfig(train_size=50, eval_size=10, seed_size=5, num_operands=3, max_operand=9)
@@ -56,7 +56,7 @@ def test_builtin_task_files_follow_the_task_config(tmp_path):
 
 def test_builtin_task_files_hold_the_generated_problems(tmp_path):
     data = load_task_data(DataConfig(task=SMALL_TASK), seed=3, data_dir=tmp_path)
-    problems = generate_arithmetic(SMALL_TASK, seed=3)
+    problems = generate_task(SMALL_TASK, seed=3)
     expected = {p.prompt: p for split in problems.values() for p in split}
     for split in (data.train, data.eval, data.seed):
         for row in split:
@@ -233,14 +233,14 @@ def test_round_prompts_are_deterministic_and_seeded():
 
 # --- the arithmetic task --------------------------------------------------------------
 
-STEP = re.compile(r"^(-?\d+)([+-])(\d+)=(-?\d+)$")
+STEP = re.compile(r"^(-?\d+)([+*-])(\d+)=(-?\d+)$")
 
 
 def check_problem(problem, task: TaskConfig) -> None:
     """The prompt's chain, worked left to right in the rationale, one correct step per line."""
-    expr = re.fullmatch(r"Q:(\d+(?:[+-]\d+)+)\n", problem.prompt).group(1)
+    expr = re.fullmatch(r"Q:(\d+(?:[+*-]\d+)+)\n", problem.prompt).group(1)
     operands = [int(x) for x in re.findall(r"\d+", expr)]
-    ops = re.findall(r"[+-]", expr)
+    ops = re.findall(r"[+*-]", expr)
     assert len(operands) == task.num_operands and all(0 <= x <= task.max_operand for x in operands)
     assert set(ops) <= set(task.ops)
 
@@ -250,18 +250,19 @@ def check_problem(problem, task: TaskConfig) -> None:
     for line, op, x in zip(steps, ops, operands[1:]):
         left, step_op, right, result = STEP.fullmatch(line).groups()
         assert (int(left), step_op, int(right)) == (acc, op, x)
-        acc = acc + x if op == "+" else acc - x
+        acc = {"+": acc + x, "-": acc - x, "*": acc * x}[op]
         assert int(result) == acc
     assert final == f"The answer is {acc}."
     assert problem.answer == str(acc)
     assert extract_answer(problem.rationale) == problem.answer  # the math reward accepts the seed rationale
 
 
-@pytest.mark.parametrize("num_operands,max_operand,ops", [(2, 20, "+-"), (3, 49, "+-"), (5, 99, "+-"), (3, 9, "+")])
+@pytest.mark.parametrize("num_operands,max_operand,ops",
+                         [(2, 20, "+-"), (3, 49, "+-"), (5, 99, "+-"), (3, 9, "+"), (3, 20, "+*-")])
 def test_generated_rationales_are_correct(num_operands, max_operand, ops):
     task = TaskConfig(train_size=150, eval_size=30, seed_size=20, num_operands=num_operands,
                       max_operand=max_operand, ops=ops)
-    splits = generate_arithmetic(task, seed=7)
+    splits = generate_task(task, seed=7)
     assert {name: len(split) for name, split in splits.items()} == {"eval": 30, "seed": 20, "train": 150}
     problems = [p for split in splits.values() for p in split]
     for problem in problems:
@@ -271,6 +272,40 @@ def test_generated_rationales_are_correct(num_operands, max_operand, ops):
         assert any(p.answer.startswith("-") for p in problems)  # negative results are exercised
 
 
+def test_code_problems_have_solutions_that_pass_their_tests():
+    task = TaskConfig(kind="code", train_size=60, eval_size=10, seed_size=10, num_operands=3, max_operand=9, ops="+-*")
+    problems = [p for split in generate_task(task, seed=1).values() for p in split]
+    assert len({p.prompt for p in problems}) == len(problems) == 80
+    for problem in problems:
+        assert problem.prompt.startswith("f(x): ") and problem.prompt.count(", then ") == 1
+        program = re.fullmatch(r"```python\n(.*)```", problem.rationale, re.DOTALL).group(1)
+        namespace: dict = {}
+        exec(program, namespace)  # our own generated solutions, not model output
+        for test in problem.tests:
+            exec(test, namespace)
+        assert problem.answer == "" and len(problem.tests) == 3
+
+
+def test_code_task_files_map_tests_for_the_code_reward(tmp_path):
+    cfg = DataConfig(task=TaskConfig(kind="code", train_size=40, eval_size=8, seed_size=4, num_operands=3, max_operand=9))
+    data = load_task_data(cfg, seed=0, data_dir=tmp_path)
+    assert set(data.train.column_names) == {"prompt_id", "prompt", "reference_answer", "tests"}
+    assert data.eval["reference_answer"][0] == "" and data.eval["tests"][0][0].startswith("assert f(")
+    assert data.seed["rationale"][0].startswith("```python")
+
+
 def test_generated_problems_are_seeded():
-    assert generate_arithmetic(SMALL_TASK, seed=0) == generate_arithmetic(SMALL_TASK, seed=0)
-    assert generate_arithmetic(SMALL_TASK, seed=0) != generate_arithmetic(SMALL_TASK, seed=1)
+    assert generate_task(SMALL_TASK, seed=0) == generate_task(SMALL_TASK, seed=0)
+    assert generate_task(SMALL_TASK, seed=0) != generate_task(SMALL_TASK, seed=1)
+
+
+def test_extra_columns_ride_along_and_a_missing_one_is_named(tmp_path):
+    path = tmp_path / "code.jsonl"
+    rows = [{"question": f"f{i}", "test_list": [f"assert f({i})"]} for i in range(12)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    columns = {"prompt": "question", "answer": None, "extra": {"tests": "test_list"}}
+    data = load_task_data(DataConfig(path=str(path), eval_size=2, columns=columns), seed=0, data_dir=tmp_path)
+    assert data.train["reference_answer"][0] == "" and len(data.train["tests"][0]) == 1
+    bad = DataConfig(path=str(path), eval_size=2, columns={**columns, "extra": {"tests": "tests"}})
+    with pytest.raises(ConfigError, match=r"data.columns.extra.tests: column 'tests' is not in code.jsonl"):
+        load_task_data(bad, seed=0, data_dir=tmp_path)

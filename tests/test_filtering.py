@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from datasets import Dataset
 
-from policies.updates.rft import filter_metrics, select_accepted, to_examples
+from loop.config import DifficultyBand
+from policies.updates.rft import difficulty_accept_rate, filter_metrics, select_accepted, to_examples
 
 
 def scored(rows: list[tuple[str, str, float | None]]) -> Dataset:
@@ -61,7 +62,9 @@ def test_filter_metrics():
         "rollout/accept_rate": 3 / 8,
         "rollout/prompt_solve_rate": 2 / 3,
         "filter/kept": 3.0,
+        "filter/stack/accept_rate": 3 / 8,
         "filter/dropped_below_threshold": 3.0,
+        "filter/dropped_out_of_band": 0.0,
         "filter/dropped_duplicate": 1.0,
         "filter/dropped_over_cap": 1.0,
     }
@@ -80,3 +83,34 @@ def test_to_examples_pairs_each_kept_completion_with_its_rendered_prompt():
     kept, _ = select_accepted(rollouts, 1.0, 4, True)
     assert to_examples(rollouts, kept).to_dict() == {
         "prompt": ["Q:p\n", "Q:q\n"], "completion": ["a", "c"], "prompt_id": ["p", "q"]}
+
+
+# p passes 1/4, q 3/4, r 4/4, s 0/4
+BAND_ROWS = ([("p", f"p{i}", float(i < 1)) for i in range(4)] + [("q", f"q{i}", float(i < 3)) for i in range(4)]
+             + [("r", f"r{i}", 1.0) for i in range(4)] + [("s", f"s{i}", 0.0) for i in range(4)])
+
+
+@pytest.mark.parametrize(
+    "lo,hi,kept_prompts",
+    [
+        pytest.param(0.2, 0.8, {"p", "q"}, id="middle-band-drops-all-solved-and-unsolved"),
+        pytest.param(0.25, 0.75, {"p", "q"}, id="band-edges-inclusive"),
+        pytest.param(0.5, 1.0, {"q", "r"}, id="easy-half"),
+        pytest.param(0.0, 1.0, {"p", "q", "r"}, id="full-band-keeps-every-solved-prompt"),
+        pytest.param(0.9, 0.95, set(), id="empty-band"),
+    ],
+)
+def test_difficulty_band_drops_whole_prompts_by_pass_rate(lo, hi, kept_prompts):
+    rollouts = scored(BAND_ROWS)
+    kept, dropped = select_accepted(rollouts, 1.0, 4, True, DifficultyBand(lo=lo, hi=hi))
+    assert {rollouts["prompt_id"][i] for i in kept} == kept_prompts
+    solved_samples = {"p": 1, "q": 3, "r": 4}
+    assert len(kept) == sum(solved_samples[p] for p in kept_prompts)
+    assert dropped.get("out_of_band", 0) == 8 - len(kept)
+    in_band = sum(lo <= rate <= hi for rate in (0.25, 0.75, 1.0, 0.0))
+    assert difficulty_accept_rate(rollouts, 1.0, DifficultyBand(lo=lo, hi=hi)) == in_band / 4
+
+
+def test_difficulty_band_must_be_ordered():
+    with pytest.raises(ValueError, match="must not exceed"):
+        DifficultyBand(lo=0.8, hi=0.2)

@@ -126,3 +126,33 @@ def test_chat_models_see_their_chat_template():
                                "{% if add_generation_prompt %}<assistant>{% endif %}")
     assert render_prompt(tokenizer, "Q:1+1") == "<user>Q:1+1<assistant>"
     assert render_prompt(tokenizer, "Q:1+1", use_chat_template=False) == "Q:1+1"
+
+
+def test_filter_stack_and_self_rewarding_judge_in_a_round(tmp_path: Path):
+    """Gates before the policy-as-judge: the judge (the live policy) sees only survivors."""
+    rewards = [
+        {"name": "judge", "weight": 0.5, "args": {"backend": "policy", "max_new_tokens": 8, "scale": [0, 9],
+                                                   "pattern": "(\\d)"}},
+        {"name": "length", "weight": 0.0, "gate": 1.0, "args": {"min_tokens": 12}},
+        {"name": "math", "weight": 1.0},
+    ]
+    config = write_config(tmp_path, rounds=1, control={"enabled": False}, rewards=rewards,
+                          update={"threshold": 0.0, "difficulty": {"lo": 0.0, "hi": 1.0}, "batch_size": 4,
+                                  "seed_epochs": 1})
+    assert main(["run", str(config)]) == 0
+    round_dir = tmp_path / "runs" / "tiny" / "round_001"
+    scored = Dataset.from_parquet(str(round_dir / "scored.parquet"))
+    for rejected, judged, tokens in zip(scored["rejected_by"], scored["reward/judge"], scored["token_count"]):
+        assert (rejected == "length") == (tokens < 12)
+        if rejected:
+            assert judged is None
+    reward = json.loads((round_dir / "metrics" / "reward.json").read_text())
+    survivors = sum(not r for r in scored["rejected_by"])
+    assert survivors > 0
+    assert reward["reward/judge/calls"] == survivors
+    assert reward["filter/length/accept_rate"] == survivors / len(scored)
+    assert 0.0 <= reward["reward/judge/unparseable_rate"] <= 1.0
+    assert "reward/judge/length_corr" in reward
+    kept = json.loads((round_dir / "metrics" / "filter.json").read_text())
+    assert kept["filter/stack/accept_rate"] <= reward["filter/length/accept_rate"]
+    assert "filter/difficulty/accept_rate" in kept

@@ -12,19 +12,30 @@ from collections import Counter
 
 from datasets import Dataset
 
-from loop.config import UpdateConfig
+from loop.config import DifficultyBand, UpdateConfig
 from policies.launch import train
 from policies.sft import SFTJob, SFTResult
 from policies.updates.base import BuildContext
 
 
-def select_accepted(scored: Dataset, threshold: float, max_per_prompt: int, dedup: bool) -> tuple[list[int], dict]:
-    """Row indices to train on, in rollout order, and counts of what each rule dropped."""
+def select_accepted(scored: Dataset, threshold: float, max_per_prompt: int, dedup: bool,
+                    band: DifficultyBand | None = None) -> tuple[list[int], dict]:
+    """Row indices to train on, in rollout order, and counts of what each rule dropped.
+
+    With a difficulty `band`, prompts whose pass rate (share of their samples at or above
+    `threshold`) lies outside [lo, hi] are dropped whole: all-solved prompts teach little,
+    never-solved ones give nothing right to learn from.
+    """
+    prompt_ids, rewards = scored["prompt_id"][:], scored["reward"][:]
+    passing = [r is not None and r >= threshold for r in rewards]
+    out_of_band = _outside_band(prompt_ids, passing, band) if band is not None else set()
     kept, seen, per_prompt = [], set(), Counter()
     dropped = Counter()
-    for i, (pid, text, reward) in enumerate(zip(scored["prompt_id"][:], scored["completion"][:], scored["reward"][:])):
-        if reward is None or reward < threshold:
+    for i, (pid, text) in enumerate(zip(prompt_ids, scored["completion"][:])):
+        if not passing[i]:
             dropped["below_threshold"] += 1
+        elif pid in out_of_band:
+            dropped["out_of_band"] += 1
         elif dedup and (pid, text.strip()) in seen:
             dropped["duplicate"] += 1
         elif per_prompt[pid] >= max_per_prompt:
@@ -36,6 +47,11 @@ def select_accepted(scored: Dataset, threshold: float, max_per_prompt: int, dedu
     return kept, dict(dropped)
 
 
+def _outside_band(prompt_ids: list[str], passing: list[bool], band: DifficultyBand) -> set[str]:
+    samples, passed = Counter(prompt_ids), Counter(pid for pid, ok in zip(prompt_ids, passing) if ok)
+    return {pid for pid, n in samples.items() if not band.lo <= passed[pid] / n <= band.hi}
+
+
 def filter_metrics(scored: Dataset, kept: list[int], dropped: dict) -> dict[str, float]:
     prompt_ids = scored["prompt_id"][:]
     prompts = set(prompt_ids)
@@ -45,10 +61,19 @@ def filter_metrics(scored: Dataset, kept: list[int], dropped: dict) -> dict[str,
         "rollout/accept_rate": len(kept) / total,
         "rollout/prompt_solve_rate": len(solved) / max(len(prompts), 1),
         "filter/kept": float(len(kept)),
+        "filter/stack/accept_rate": len(kept) / total,  # every gate, threshold, band, dedup and cap
     }
-    for rule in ("below_threshold", "duplicate", "over_cap"):
+    for rule in ("below_threshold", "out_of_band", "duplicate", "over_cap"):
         metrics[f"filter/dropped_{rule}"] = float(dropped.get(rule, 0))
     return metrics
+
+
+def difficulty_accept_rate(scored: Dataset, threshold: float, band: DifficultyBand) -> float:
+    """Share of prompts whose pass rate lies inside the band."""
+    prompt_ids = scored["prompt_id"][:]
+    passing = [r is not None and r >= threshold for r in scored["reward"][:]]
+    prompts = set(prompt_ids)
+    return 1 - len(_outside_band(prompt_ids, passing, band)) / max(len(prompts), 1)
 
 
 def to_examples(scored: Dataset, rows: list[int]) -> Dataset:
@@ -64,8 +89,12 @@ class RFT:
         self.cfg = cfg
 
     def build_examples(self, scored: Dataset, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
-        kept, dropped = select_accepted(scored, self.cfg.threshold, self.cfg.max_per_prompt, self.cfg.dedup)
-        return to_examples(scored, kept), filter_metrics(scored, kept, dropped)
+        cfg = self.cfg
+        kept, dropped = select_accepted(scored, cfg.threshold, cfg.max_per_prompt, cfg.dedup, cfg.difficulty)
+        metrics = filter_metrics(scored, kept, dropped)
+        if cfg.difficulty is not None:
+            metrics["filter/difficulty/accept_rate"] = difficulty_accept_rate(scored, cfg.threshold, cfg.difficulty)
+        return to_examples(scored, kept), metrics
 
     def train(self, job: SFTJob, num_processes: int, callbacks: tuple = ()) -> SFTResult:
         return train(job, num_processes, callbacks)

@@ -1,0 +1,146 @@
+"""The filter stack: cheap filters (length, repetition, format, majority) as rewards with gates,
+run cheapest first, so an expensive reward never sees a sample a cheap one rejected."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from loop.config import ConfigError, load_config
+from rewards import WeightedReward, build_reward, score_all
+from rewards.filters import LengthReward, MajorityReward, RepetitionReward
+
+DEMO = "configs/demo.yaml"
+
+
+class ExpensiveJudge:
+    """A stand-in for a sandbox or judge (cost 3): records which completions it was shown."""
+
+    __name__ = "expensive"
+    cost = 3
+
+    def __init__(self):
+        self.seen: list[str] = []
+
+    def __call__(self, prompts, completions, **columns):
+        self.seen += completions
+        return [0.5] * len(completions)
+
+    def pop_metrics(self):
+        return {"calls": float(len(self.seen))}
+
+
+@pytest.mark.parametrize(
+    "text,score",
+    [
+        pytest.param("The answer is 4.", 1.0, id="normal"),
+        pytest.param("the the the the the the the the", 0.0, id="one-word-loop"),
+        pytest.param("a b c a b c a b c a b c", 0.0, id="phrase-loop"),
+        pytest.param("", 1.0, id="empty-has-no-ngrams"),
+        pytest.param("1+2=3\n3+4=7\n7+5=12\nThe answer is 12.", 1.0, id="worked-steps"),
+    ],
+)
+def test_repetition(text, score):
+    assert RepetitionReward(n=2, max_share=0.3)(["Q"], [text]) == [score]
+
+
+def test_length_reads_token_ids_then_token_counts_then_words():
+    reward = LengthReward(min_tokens=2, max_tokens=3)
+    assert reward(["Q"] * 2, ["x", "x"], completion_ids=[[1, 2], [1, 2, 3, 4]]) == [1.0, 0.0]
+    assert reward(["Q"] * 2, ["x", "x"], token_count=[1, 3]) == [0.0, 1.0]
+    assert [v.reason for v in reward.verdicts(["Q"] * 2, ["a", "a b c d"])] == [
+        "too short: 1 < 2 tokens", "too long: 4 > 3 tokens"]
+
+
+def test_majority_votes_within_each_prompt_and_normalizes_numbers():
+    prompts = ["A"] * 3 + ["B"] * 4 + ["C"] * 2
+    completions = ["The answer is 4.", "#### 4.0", "The answer is 5.",  # A: 4 wins 2-1
+                   "The answer is 1.", "The answer is 2.", "no answer", "The answer is 1,000.",  # B: tie 1-1-1
+                   [{"role": "assistant", "content": "\\boxed{7}"}], "The answer is 7."]  # C: chat format too
+    verdicts = MajorityReward().verdicts(prompts, completions)
+    assert [v.score for v in verdicts] == [1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0]
+    assert "tie" in verdicts[3].reason and verdicts[5].reason == "no final answer"
+
+
+def test_majority_min_share():
+    completions = ["The answer is 1.", "The answer is 1.", "The answer is 2.", "The answer is 3."]
+    assert MajorityReward(min_share=0.5)(["Q"] * 4, completions) == [1.0, 1.0, 0.0, 0.0]
+    assert MajorityReward(min_share=0.6)(["Q"] * 4, completions) == [0.0] * 4
+
+
+def test_gates_run_cheapest_first_and_hide_rejected_samples_from_expensive_rewards():
+    judge = ExpensiveJudge()
+    rewards = [  # config order puts the expensive one first; cost order must not
+        WeightedReward("expensive", judge, 1.0),
+        WeightedReward("format", build_reward("format"), 0.0, gate=1.0),
+        WeightedReward("repetition", build_reward("repetition", n=2), 0.0, gate=1.0),
+    ]
+    completions = ["The answer is 4.", "it is 4", "x y x y x y x y The answer is 4.", "So the answer is 5."]
+    table = score_all(rewards, ["Q"] * 4, completions)
+    assert judge.seen == ["The answer is 4.", "So the answer is 5."]
+    assert table.rejected_by == ["", "format", "repetition", ""]
+    assert table.total == [0.5, None, None, 0.5]
+    assert table.scores["expensive"] == [0.5, None, None, 0.5]
+    assert table.reasons["expensive"][1] == "skipped: rejected by format"
+    assert table.scores["repetition"][1] is None  # format rejected it before repetition ran
+    assert table.gates == {"format": (4, 3), "repetition": (3, 2)}
+    assert table.metrics["expensive"] == {"calls": 2.0}
+
+
+def test_gate_passes_per_sample_columns_for_the_survivors_only():
+    seen = {}
+
+    def needs_reference(prompts, completions, reference_answer, trainer_state=None, **columns):
+        seen["refs"], seen["state"] = reference_answer, trainer_state
+        return [1.0] * len(completions)
+
+    rewards = [WeightedReward("format", build_reward("format"), 0.0, gate=1.0),
+               WeightedReward("ref", needs_reference, 1.0)]
+    score_all(rewards, ["Q"] * 3, ["The answer is 1.", "no", "The answer is 3."],
+              reference_answer=["1", "2", "3"], trainer_state={"step": 7})
+    assert seen == {"refs": ["1", "3"], "state": {"step": 7}}
+
+
+def test_everything_rejected_leaves_no_reward_call():
+    judge = ExpensiveJudge()
+    rewards = [WeightedReward("length", LengthReward(min_tokens=5), 0.0, gate=1.0),
+               WeightedReward("expensive", judge, 1.0)]
+    table = score_all(rewards, ["Q"] * 2, ["a", "b"])
+    assert judge.seen == [] and table.total == [None, None]
+
+
+def test_config_builds_rewards_with_their_args_and_names_the_bad_one():
+    with pytest.raises(ConfigError, match=r"rewards\.0\.args: .*repetition reward: need n >= 1"):
+        load_config(DEMO, ["rewards=[{name: repetition, args: {n: 0}}]"])
+    with pytest.raises(ConfigError, match=r"rewards\.0\.args: .*bad arguments"):
+        load_config(DEMO, ["rewards=[{name: length, args: {max_token: 3}}]"])
+
+
+def test_config_rejects_duplicate_rewards_without_labels_and_unknown_eval_verifier():
+    with pytest.raises(ConfigError, match="appears twice; give one a `label`"):
+        load_config(DEMO, ["rewards=[{name: math}, {name: math}]"])
+    cfg = load_config(DEMO, ["rewards=[{name: math}, {name: math, label: math_strict, args: {timeout_s: 1}}]"])
+    assert [r.key for r in cfg.rewards] == ["math", "math_strict"]
+    with pytest.raises(ConfigError, match="eval.verifier: 'judge2'"):
+        load_config(DEMO, ["eval.verifier=judge2"])
+
+
+def test_filter_stack_metrics_in_a_scored_rollout_table():
+    from datasets import Dataset
+
+    from loop.rollouts import score
+
+    rollouts = Dataset.from_dict({
+        "prompt_text": ["Q"] * 4, "completion": ["The answer is 4.", "4", "The answer is 3.", "The answer is 4."],
+        "reference_answer": ["4"] * 4, "token_count": [5, 1, 5, 5], "finish_reason": ["stop"] * 4,
+        "sum_logprob": [-1.0] * 4, "prompt_id": ["p"] * 4,
+    })
+    rewards = [WeightedReward("format", build_reward("format"), 0.0, gate=1.0),
+               WeightedReward("math", build_reward("math"), 1.0)]
+    scored, metrics = score(rollouts, rewards)
+    assert scored["rejected_by"][:] == ["", "format", "", ""]
+    assert scored["reward"][:] == [1.0, None, 0.0, 1.0]
+    assert metrics["filter/format/accept_rate"] == 0.75
+    assert metrics["filter/gates/accept_rate"] == 0.75
+    assert math.isclose(metrics["reward/math/mean"], 2 / 3)
