@@ -3,6 +3,7 @@
     loop run [CONFIG] [--set rollout.n=8 ...]     start (default config: configs/demo.yaml)
     loop resume runs/NAME [--set ...] [--force]   continue from the last completed phase
     loop status runs/NAME                         where a run stands
+    loop compare runs/A runs/B ... [--out F]      runs side by side per round, and a PNG plot
 
 Bad input is one line naming the problem and exit code 2, with nothing written.
 """
@@ -37,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="override a config value, e.g. --set rollout.n=8 (repeatable)")
     status = sub.add_parser("status", help="say where a run stands")
     status.add_argument("run_dir")
+    compare = sub.add_parser("compare", help="compare runs per round (table + PNG plot)")
+    compare.add_argument("run_dirs", nargs="+")
+    compare.add_argument("--out", default="compare.png", help="where to write the plot [compare.png]")
     return p
 
 
@@ -46,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "status":
             return status(RunDir(args.run_dir), console)
+        if args.command == "compare":
+            return compare(args.run_dirs, Path(args.out), console)
         cfg, run = _prepare(args, console)
     except (ConfigError, RunLocked) as err:
         console.print(f"[red]error:[/red] {err}", soft_wrap=True)
@@ -132,6 +138,16 @@ def status(run: RunDir, console: Console) -> int:
     for row in run.read_metrics():
         console.print(f"  round {row['round']}: pass@1 {row.get('eval/pass@1', float('nan')):.3f}"
                       f"  accept {row.get('rollout/accept_rate', float('nan')):.2f}")
+    return 0
+
+
+def compare(run_dirs: list[str], out: Path, console: Console) -> int:
+    from loop.compare import comparison_table, load_runs, plot_runs
+
+    runs = load_runs(run_dirs)
+    wide = Console(highlight=False, width=max(console.width, 150))  # twelve columns: never squeeze them
+    wide.print(comparison_table(runs))
+    console.print(f"plot: {plot_runs(runs, out)}")
     return 0
 
 

@@ -189,6 +189,7 @@ class UpdateConfig(Section):
     save_steps: int = Field(25, ge=1, description="Trainer checkpoint interval: training resumes from the last.")
     num_processes: int = Field(1, ge=1, description=">1 launches the update with accelerate.")
     seed_epochs: float = Field(0.0, ge=0, description="Initial SFT on data.seed_path that makes round 0.")
+    seed_learning_rate: float | None = Field(None, gt=0, description="Learning rate of that SFT; defaults to learning_rate.")
     star: StarConfig = StarConfig()
 
 

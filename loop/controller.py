@@ -122,7 +122,8 @@ class Loop:
             save_parquet(seed_set, self._seed_examples())
         if cfg.update.seed_epochs > 0 and self.data.seed is not None:
             job = self._job(base, self._seed_examples(), self.run.round_dir(0) / "train",
-                            self.run.checkpoint(0), seed=cfg.seed, epochs=cfg.update.seed_epochs)
+                            self.run.checkpoint(0), seed=cfg.seed, epochs=cfg.update.seed_epochs,
+                            learning_rate=cfg.update.seed_learning_rate)
             result = self._train_with_bar(job, "seed sft")
             metrics = {"train/seed_steps": float(result.steps), "train/seed_loss": result.train_loss}
             base = str(self.run.checkpoint(0))
@@ -230,11 +231,12 @@ class Loop:
 
     # --- helpers --------------------------------------------------------------------------
     def _job(self, model: str, dataset: Path, output_dir: Path, final_dir: Path, seed: int,
-             epochs: float | None = None, max_steps: int | None = None) -> SFTJob:
+             epochs: float | None = None, max_steps: int | None = None,
+             learning_rate: float | None = None) -> SFTJob:
         u = self.cfg.update
         return SFTJob(
             model_path=model, dataset_path=str(dataset), output_dir=str(output_dir), final_dir=str(final_dir),
-            learning_rate=u.learning_rate, epochs=epochs or u.epochs,
+            learning_rate=learning_rate or u.learning_rate, epochs=epochs or u.epochs,
             max_steps=max_steps if max_steps is not None else u.max_steps, batch_size=u.batch_size,
             grad_accum=u.grad_accum, warmup_steps=u.warmup_steps, lr_scheduler=u.lr_scheduler,
             weight_decay=u.weight_decay, max_length=u.max_length, save_steps=u.save_steps, seed=seed,

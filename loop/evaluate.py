@@ -53,4 +53,8 @@ def evaluate(engine: RolloutEngine, problems: Dataset, verifier, k: int, tempera
         texts = [[c.text for c in row] for row in sampled]
         metrics |= sample_metrics(judge(verifier, problems, texts),
                                   [[extract_answer(t) for t in row] for row in texts], k)
+    # A verifier that counts its work (the code sandbox) reports it here, not in the next round's rewards.
+    pop = getattr(verifier, "pop_metrics", None)
+    if callable(pop):
+        metrics |= {f"{prefix}/verifier/{key}": float(value) for key, value in pop().items()}
     return metrics

@@ -18,6 +18,7 @@ Pick rewards by name with `build_reward` (see `reward_names()`, or "package.modu
 and combine them with `score_all`; a reward with a `gate` is a filter stage.
 """
 
+from rewards.code import CodeReward
 from rewards.compose import ScoreTable, WeightedReward, as_trl, score_all
 from rewards.extract import extract_answer
 from rewards.filters import LengthReward, MajorityReward, RepetitionReward
@@ -30,6 +31,7 @@ from rewards.verdict import Verdict, completion_text
 
 __all__ = [
     "BUILTIN_REWARDS",
+    "CodeReward",
     "FormatReward",
     "JudgeReward",
     "LengthReward",

@@ -12,6 +12,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from rewards.code import CodeReward
 from rewards.filters import LengthReward, MajorityReward, RepetitionReward
 from rewards.format import FormatReward
 from rewards.judge import JudgeReward
@@ -25,6 +26,7 @@ BUILTIN_REWARDS: dict[str, Callable[..., Callable]] = {
     "length": LengthReward,
     "repetition": RepetitionReward,
     "majority": MajorityReward,
+    "code": CodeReward,
     "judge": JudgeReward,
 }
 

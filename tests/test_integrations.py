@@ -156,3 +156,24 @@ def test_filter_stack_and_self_rewarding_judge_in_a_round(tmp_path: Path):
     kept = json.loads((round_dir / "metrics" / "filter.json").read_text())
     assert kept["filter/stack/accept_rate"] <= reward["filter/length/accept_rate"]
     assert "filter/difficulty/accept_rate" in kept
+
+
+def test_code_task_round_runs_through_the_sandbox(tmp_path: Path):
+    """The demo_code path on a tiny model: every surviving sample is executed against its tests."""
+    task = {"kind": "code", "train_size": 64, "eval_size": 8, "seed_size": 8, "num_operands": 3, "max_operand": 9}
+    rewards = [{"name": "length", "weight": 0.0, "gate": 1.0, "args": {"min_tokens": 1}},
+               {"name": "code", "weight": 1.0, "args": {"mode": "all", "timeout_s": 2.0, "workers": 2}}]
+    config = write_config(tmp_path, rounds=1, rewards=rewards, control={"enabled": False},
+                          data={"task": task, "prompts_per_round": 8}, eval={"k": 1, "verifier": "code"})
+    assert main(["run", str(config)]) == 0
+    round_dir = tmp_path / "runs" / "tiny" / "round_001"
+    scored = Dataset.from_parquet(str(round_dir / "scored.parquet"))
+    assert all(len(tests) == 3 for tests in scored["tests"])
+    survivors = [i for i, r in enumerate(scored["rejected_by"]) if not r]
+    assert survivors and all(scored["reason/code"][i] for i in survivors)  # each one was run, with a reason
+    reward = json.loads((round_dir / "metrics" / "reward.json").read_text())
+    assert reward["reward/code/executions"] == len(survivors)
+    assert reward["reward/code/sandbox_bwrap"] in (0.0, 1.0)
+    evaluation = json.loads((round_dir / "metrics" / "evaluate.json").read_text())
+    assert 0.0 <= evaluation["eval/pass@1"] <= 1.0
+    assert evaluation["eval/verifier/executions"] <= 8  # greedy only (k=1); empty programs are not run

@@ -292,7 +292,8 @@ def test_format_reward_rejects_invalid_pattern():
 
 
 def test_builtin_rewards_are_listed_and_built():
-    assert reward_names() == ["format", "judge", "length", "majority", "math", "repetition", "steps"] \
+    assert reward_names() == ["code", "format", "judge", "length", "majority", "math", "repetition",
+                              "steps"] \
         == sorted(BUILTIN_REWARDS)
     assert isinstance(build_reward("math", timeout_s=3.0), MathReward)
     assert build_reward("format", pattern="X").pattern == "X"
@@ -311,7 +312,7 @@ def test_build_reward_imports_dotted_paths(separator):
 @pytest.mark.parametrize(
     "name,message",
     [
-        ("accuracy", "Built-in rewards: format, judge, length, majority, math"),
+        ("accuracy", "Built-in rewards: code, format, judge, length, majority, math"),
         ("accuracy", "package.module:function"),
         ("no_such_package.module:reward", "cannot import module"),
         ("operator:no_such_function", "has no attribute"),

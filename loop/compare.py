@@ -1,0 +1,86 @@
+"""`loop compare runs/a runs/b ...`: finished (or running) runs side by side, per round.
+
+Reads only each run's `metrics.jsonl`, so it works on runs from any algorithm or machine, and
+on a run still in progress (its rounds so far).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.table import Table
+
+from loop.atomic import write_bytes
+from loop.config import ConfigError
+
+PHASES = ("generate", "reward", "filter", "train", "evaluate")
+
+
+@dataclass
+class RunMetrics:
+    name: str
+    rows: list[dict]
+
+
+def load_runs(paths: list[str]) -> list[RunMetrics]:
+    runs = []
+    for path in paths:
+        metrics = Path(path) / "metrics.jsonl"
+        if not metrics.exists():
+            raise ConfigError(f"{path} has no metrics.jsonl: not a run directory, or no round finished yet")
+        rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+        runs.append(RunMetrics(Path(path).name, rows))
+    return runs
+
+
+def comparison_table(runs: list[RunMetrics]) -> Table:
+    """One row per (round, run): accuracy, what the filter kept, and seconds per phase."""
+    maj_key = _first_key(runs, "eval/maj@")
+    table = Table(title="held-out accuracy per round", show_lines=False)
+    for column in ["round", "run", "pass@1", maj_key.removeprefix("eval/") if maj_key else "maj@k",
+                   "accept", "examples", *[f"{p} s" for p in PHASES], "round s"]:
+        table.add_column(column, justify="left" if column == "run" else "right")
+    rounds = sorted({row["round"] for run in runs for row in run.rows})
+    for r in rounds:
+        for run in runs:
+            row = next((x for x in run.rows if x["round"] == r), None)
+            if row is None:
+                continue
+            table.add_row(str(r), run.name, _fmt(row.get("eval/pass@1"), ".3f"),
+                          _fmt(row.get(maj_key) if maj_key else None, ".3f"),
+                          _fmt(row.get("rollout/accept_rate"), ".2f"), _fmt(row.get("train/examples"), ".0f"),
+                          *[_fmt(row.get(f"time/{p}_s"), ".1f") for p in PHASES], _fmt(row.get("time/round_s"), ".1f"))
+        table.add_section()
+    return table
+
+
+def plot_runs(runs: list[RunMetrics], out: Path) -> Path:
+    """Held-out greedy pass@1 per round, one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for run in runs:
+        ax.plot([row["round"] for row in run.rows], [row.get("eval/pass@1") for row in run.rows],
+                marker="o", label=run.name)
+    ax.set(xlabel="round", ylabel="held-out greedy pass@1", ylim=(0, 1), title="loop compare")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    write_bytes(out, buf.getvalue())
+    return out
+
+
+def _first_key(runs: list[RunMetrics], prefix: str) -> str | None:
+    return next((k for run in runs for row in run.rows for k in sorted(row) if k.startswith(prefix)), None)
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)

@@ -1,0 +1,61 @@
+"""The first code that runs inside the sandbox: apply the limits, drop privileges, run the program.
+
+`LocalExecutor` passes this file's source to `python -c`, with the number of an inherited
+file descriptor holding a JSON spec: `{"program": str, "limits": {...}, "uid": int|null}`.
+It uses the standard library only and must not import `rewards` (the project is not
+visible inside the sandbox).
+
+Limits are set here rather than by the parent because `preexec_fn` is unsafe in a
+process with threads (the reward runs executions from a thread pool). They are set as
+hard limits, which an unprivileged process cannot raise again. RLIMIT_NPROC is ignored for
+root, so when the sandbox starts as root the spec names a `uid` to switch to first.
+"""
+
+import json
+import os
+import resource
+import sys
+
+
+def _limit(name, soft, hard=None):
+    """Set a limit, never above a hard limit the host already imposes."""
+    kind = getattr(resource, name, None)
+    if kind is None:
+        return
+    hard = soft if hard is None else hard
+    _, host_hard = resource.getrlimit(kind)
+    if host_hard != resource.RLIM_INFINITY:
+        soft, hard = min(soft, host_hard), min(hard, host_hard)
+    resource.setrlimit(kind, (soft, hard))
+
+
+def main(spec_fd):
+    with os.fdopen(spec_fd, "rb") as spec_file:  # closing it leaves the program no copy to read
+        spec = json.loads(spec_file.read())
+    source, limits = spec["program"], spec["limits"]
+    # Written before privileges drop, so the program can read its own file but not change it.
+    with open("program.py", "w", encoding="utf-8") as program_file:
+        program_file.write(source)
+    mb = 1024 * 1024
+    _limit("RLIMIT_CPU", limits["cpu_s"], limits["cpu_s"] + 1)
+    _limit("RLIMIT_AS", limits["memory_mb"] * mb)
+    _limit("RLIMIT_FSIZE", limits["max_file_mb"] * mb)
+    _limit("RLIMIT_NPROC", limits["max_processes"])
+    _limit("RLIMIT_CORE", 0)
+    if spec.get("uid") is not None:
+        os.setgroups([])
+        os.setgid(spec["uid"])
+        os.setuid(spec["uid"])  # from root to a plain uid: every capability is gone
+    sys.argv = ["program.py"]
+    sys.path.insert(0, os.getcwd())  # as `python program.py` would, so local modules import
+    # Run in the real __main__ module (pickle and `import __main__` expect it), emptied of
+    # this file's names so the program starts from a clean namespace.
+    main_globals = sys.modules["__main__"].__dict__
+    for name in [name for name in main_globals if not name.startswith("__")]:
+        del main_globals[name]
+    main_globals["__file__"] = "program.py"
+    exec(compile(source, "program.py", "exec"), main_globals)
+
+
+if __name__ == "__main__":  # true under `python -c`; false when a test collector imports this
+    main(int(sys.argv[1]))

@@ -1,0 +1,83 @@
+"""What every executor takes and returns: resource limits in, an `ExecutionResult` out.
+
+Executors run one Python program (source text plus optional stdin) somewhere isolated and
+report what happened. They know nothing of tests or scores; `rewards/code.py` turns their
+results into verdicts. Keeping the interface this small is what lets a local bubblewrap
+sandbox and a remote e2b sandbox be swapped by one config value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one execution.
+
+    `timeout_s` is wall-clock seconds from start to kill (CPU time is capped a little
+    above it, so a process that escapes the wall-clock kill still stops). `memory_mb` caps
+    each process's address space, so a program with `max_processes` processes can use up
+    to that many times as much. `max_file_mb` caps any one written file, `tmp_mb` the
+    whole writable scratch space where the executor provides one. Output beyond
+    `max_output_bytes` (stdout) or `max_stderr_bytes` is read and thrown away, so a
+    program printing gigabytes neither blocks nor fills memory.
+    """
+
+    timeout_s: float = 5.0
+    memory_mb: int = 1024
+    max_processes: int = 32
+    max_file_mb: int = 16
+    tmp_mb: int = 64
+    max_output_bytes: int = 1 << 20
+    max_stderr_bytes: int = 64 << 10
+
+    def __post_init__(self) -> None:
+        if isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, (int, float)) or not self.timeout_s > 0:
+            raise ValueError(f"timeout_s must be a positive number of seconds, got {self.timeout_s}")
+        for name in ("memory_mb", "max_processes", "max_file_mb", "tmp_mb", "max_output_bytes", "max_stderr_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.memory_mb < 64:
+            raise ValueError(f"memory_mb must be at least 64 (a Python interpreter needs ~20 MB), got {self.memory_mb}")
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """What one run of a program produced.
+
+    `exit_code` is the program's exit status (None when it never started or was killed at
+    the wall-clock limit); `stdout` and `stderr` are decoded text, cut at the limits, with
+    `truncated` set when anything was cut. `timed_out` marks a kill at `timeout_s`;
+    `error` says why the program did not run normally when the exit code alone does not
+    (e.g. "CPU time limit exceeded", "sandbox: could not start bwrap: ...").
+    """
+
+    exit_code: int | None
+    stdout: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+    error: str = ""
+    duration_s: float = 0.0
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when the program ran to the end and exited with status 0."""
+        return self.exit_code == 0 and not self.timed_out and not self.error
+
+
+class Executor(Protocol):
+    """Runs programs in isolation; safe to call from several threads at once."""
+
+    limits: Limits
+
+    def run(self, program: str, stdin: str = "") -> ExecutionResult:
+        """Run `program` (Python source) with `stdin`; never raises for the program's faults."""
+        ...
+
+    def close(self) -> None:
+        """Release what the executor holds (remote sandboxes, ...); it stays usable."""
+        ...
