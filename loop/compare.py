@@ -6,15 +6,14 @@ on a run still in progress (its rounds so far).
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.table import Table
 
-from loop.atomic import write_bytes
 from loop.config import ConfigError
+from loop.report import save_figure
 
 PHASES = ("generate", "reward", "filter", "train", "evaluate")
 
@@ -69,13 +68,7 @@ def plot_runs(runs: list[RunMetrics], out: Path) -> Path:
         ax.plot([row["round"] for row in run.rows], [row.get("eval/pass@1") for row in run.rows],
                 marker="o", label=run.name)
     ax.set(xlabel="round", ylabel="held-out greedy pass@1", ylim=(0, 1), title="loop compare")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    write_bytes(out, buf.getvalue())
-    return out
+    return save_figure(fig, ax, out)
 
 
 def _first_key(runs: list[RunMetrics], prefix: str) -> str | None:

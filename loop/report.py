@@ -23,6 +23,13 @@ def plot_accuracy(rows: list[dict], out: Path, title: str) -> Path:
                 label="control (same steps, seed set only)")
     ax.set(xlabel="round", ylabel="held-out greedy pass@1", title=title, ylim=(0, 1))
     ax.set_xticks(rounds)
+    return save_figure(fig, ax, out)
+
+
+def save_figure(fig, ax, out: Path) -> Path:
+    """Grid, legend, and an atomic PNG write (a half-written plot never replaces a good one)."""
+    import matplotlib.pyplot as plt
+
     ax.grid(alpha=0.3)
     ax.legend()
     buf = io.BytesIO()
