@@ -12,7 +12,6 @@ import time
 import pytest
 
 from rewards import (
-    StepsReward,
     BUILTIN_REWARDS,
     FormatReward,
     MathReward,
@@ -399,28 +398,3 @@ def test_as_trl_splits_functions_and_weights():
 def test_docstring_examples_run(module_name):
     result = doctest.testmod(importlib.import_module(module_name))
     assert result.attempted > 0 and result.failed == 0
-
-
-# --- steps ------------------------------------------------------------------------------
-
-STEPS_CASES = [
-    ("3+5=8\n8+2=10\n10+7=17\nThe answer is 17.", False, 1.0),
-    ("6+2=7\n7+6=13\n13+4=18\nThe answer is 18.", False, 1 / 3),  # a lucky guess: right answer, wrong steps
-    ("6+2=7\n7+6=13\n13+4=18\nThe answer is 18.", True, 0.0),
-    ("9-12=-3\n-3-4=-7", True, 1.0),
-    ("2*3=6, 6 + 4 = 10", True, 1.0),
-    ("The answer is 17.", False, None),  # no step shown: cannot judge
-    ("", False, None),
-    ("1+1=" + "9" * 5000, True, None),  # absurdly long numbers are not steps
-]
-
-
-@pytest.mark.parametrize("text,all_or_nothing,expected", STEPS_CASES)
-def test_steps_reward_checks_every_worked_step(text, all_or_nothing, expected):
-    score = StepsReward(all_or_nothing=all_or_nothing)(["Q"], [text])[0]
-    assert score == (pytest.approx(expected) if expected is not None else None)
-
-
-def test_steps_reward_says_which_step_is_wrong():
-    verdict = StepsReward().verdicts(["Q"], [[{"role": "assistant", "content": "2+2=5\n5+1=6"}]])[0]
-    assert verdict.score == 0.5 and "2+2=5" in verdict.reason
