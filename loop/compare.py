@@ -50,7 +50,7 @@ def comparison_table(runs: list[RunMetrics]) -> Table:
                 continue
             table.add_row(str(r), run.name, _fmt(row.get("eval/pass@1"), ".3f"),
                           _fmt(row.get(maj_key) if maj_key else None, ".3f"),
-                          _fmt(row.get("rollout/accept_rate"), ".2f"), _fmt(row.get("train/examples"), ".0f"),
+                          _fmt(_accept(row), ".2f"), _fmt(row.get("train/examples"), ".0f"),
                           *[_fmt(row.get(f"time/{p}_s"), ".1f") for p in PHASES], _fmt(row.get("time/round_s"), ".1f"))
         table.add_section()
     return table
@@ -69,6 +69,11 @@ def plot_runs(runs: list[RunMetrics], out: Path) -> Path:
                 marker="o", label=run.name)
     ax.set(xlabel="round", ylabel="held-out greedy pass@1", ylim=(0, 1), title="loop compare")
     return save_figure(fig, ax, out)
+
+
+def _accept(row: dict) -> float | None:
+    """Share of the round's samples the update used: every algorithm logs `filter/stack/accept_rate`."""
+    return row.get("filter/stack/accept_rate", row.get("rollout/accept_rate"))
 
 
 def _first_key(runs: list[RunMetrics], prefix: str) -> str | None:

@@ -11,15 +11,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from loop.config_update import DifficultyBand, UpdateConfig  # noqa: F401 (re-exported)
+from loop.section import Section
 
 
 class ConfigError(ValueError):
     """A user-facing configuration problem: the message names the field and the fix."""
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class TinyModelConfig(Section):
@@ -152,47 +151,6 @@ class RewardSpec(Section):
         return self.label or self.name
 
 
-class StarConfig(Section):
-    rationalize: bool = True
-    hint_template: str = Field("{prompt} (answer {answer}) ", description="Prompt with the answer as a hint.")
-
-
-class DifficultyBand(Section):
-    """Keep only prompts whose pass rate among their samples lies in [lo, hi]."""
-
-    lo: float = Field(0.0, ge=0.0, le=1.0)
-    hi: float = Field(1.0, ge=0.0, le=1.0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "DifficultyBand":
-        if self.lo > self.hi:
-            raise ValueError(f"lo ({self.lo}) must not exceed hi ({self.hi})")
-        return self
-
-
-class UpdateConfig(Section):
-    algorithm: Literal["rft", "star"] = "rft"
-    init: Literal["previous", "base"] = Field("previous", description="base: restart each round from round 0.")
-    threshold: float = Field(1.0, description="Keep samples whose total reward is >= threshold.")
-    max_per_prompt: int = Field(4, ge=1, description="K: at most this many kept samples per prompt.")
-    dedup: bool = True
-    difficulty: DifficultyBand | None = Field(None, description="Pass-rate band of prompts to train on, e.g. {lo: 0.2, hi: 0.8}.")
-    learning_rate: float = Field(1e-4, gt=0)
-    epochs: float = Field(1.0, gt=0)
-    max_steps: int = Field(-1, description="Caps optimizer steps per round; -1 = by epochs.")
-    batch_size: int = Field(16, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    warmup_steps: int = Field(0, ge=0)
-    lr_scheduler: str = "constant"
-    weight_decay: float = 0.0
-    max_length: int = Field(512, ge=8)
-    save_steps: int = Field(25, ge=1, description="Trainer checkpoint interval: training resumes from the last.")
-    num_processes: int = Field(1, ge=1, description=">1 launches the update with accelerate.")
-    seed_epochs: float = Field(0.0, ge=0, description="Initial SFT on data.seed_path that makes round 0.")
-    seed_learning_rate: float | None = Field(None, gt=0, description="Learning rate of that SFT; defaults to learning_rate.")
-    star: StarConfig = StarConfig()
-
-
 class EvalConfig(Section):
     verifier: str = Field("math", description="Reward whose score >= 1 counts as correct (a reward in `rewards` or a built-in).")
     k: int = Field(4, ge=1, description="Samples per problem for pass@k / maj@k; 1 = greedy only.")
@@ -235,12 +193,15 @@ class LoopConfig(Section):
             raise ValueError("update.seed_epochs > 0 needs labeled examples: set data.seed_path")
         if self.control.enabled and self.data.seed_path is None and self.data.task is None:
             raise ValueError("control.enabled needs a seed set: set data.seed_path")
+        if self.update.replay_fraction > 0 and self.data.seed_path is None and not (self.data.task and self.data.task.seed_size):
+            raise ValueError("update.replay_fraction needs a seed set to replay: set data.seed_path")
         keys = [spec.key for spec in self.rewards]
         repeated = sorted({k for k in keys if keys.count(k) > 1})
         if repeated:
             raise ValueError(f"rewards: {', '.join(repeated)} appears twice; give one a `label`")
         from rewards import reward_names
 
+        _check_update(self.update, self.rollout, self.rewards)
         if self.eval.verifier not in keys and self.eval.verifier not in reward_names():
             raise ValueError(f"eval.verifier: {self.eval.verifier!r} is neither a reward of this run "
                              f"({', '.join(keys)}) nor a built-in ({', '.join(reward_names())})")
@@ -249,6 +210,23 @@ class LoopConfig(Section):
     @property
     def run_dir(self) -> Path:
         return Path(self.runs_dir) / self.name
+
+
+def _check_update(update: UpdateConfig, rollout: RolloutConfig, rewards: list[RewardSpec]) -> None:
+    """What the update needs of the other sections."""
+    reward_keys = [spec.key for spec in rewards]
+    if update.dpo.score is not None and update.dpo.score not in reward_keys:
+        raise ValueError(f"update.dpo.score: {update.dpo.score!r} is not a reward of this run ({', '.join(reward_keys)})")
+    if update.algorithm == "grpo":
+        if rollout.n < 2:
+            raise ValueError("grpo compares samples of one prompt: set rollout.n >= 2")
+        per_step = update.grpo.prompts_per_step * rollout.n
+        if per_step % update.num_processes:
+            raise ValueError(f"grpo: prompts_per_step x rollout.n = {per_step} completions per step must split "
+                             f"evenly over num_processes = {update.num_processes}")
+        if any(spec.name == "judge" and spec.args.get("backend") == "policy" for spec in rewards):
+            raise ValueError("grpo: a judge with backend: policy needs the loop's engine, which the GRPO "
+                             "trainer does not have; use backend: hf or openai, or algorithm: dpo (Self-Rewarding)")
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:

@@ -32,8 +32,10 @@ from policies.engines.base import SamplingParams
 from policies.engines.hf import HFEngine
 from policies.loading import build_tiny
 from policies.prompts import render_prompt
-from policies.sft import SFTJob
+from policies.launch import train
+from policies.training import TrainJob, TrainResult
 from policies.updates import BuildContext, build_algorithm
+from policies.updates.replay import mix_replay
 from rewards import WeightedReward, build_reward
 
 INIT_PHASES = ("init", "evaluate", "control")
@@ -47,7 +49,7 @@ class Loop:
         self.rewards = [WeightedReward(s.key, build_reward(s.name, **s.args), s.weight, s.gate) for s in cfg.rewards]
         named = {r.name: r.fn for r in self.rewards}
         self.verifier = named.get(cfg.eval.verifier) or build_reward(cfg.eval.verifier)
-        self.algorithm = build_algorithm(cfg.update)
+        self.algorithm = build_algorithm(cfg.update, cfg.rewards, cfg.rollout)
         self.engine: HFEngine | None = None
         self.data: TaskData | None = None
 
@@ -124,7 +126,7 @@ class Loop:
             job = self._job(base, self._seed_examples(), self.run.round_dir(0) / "train",
                             self.run.checkpoint(0), seed=cfg.seed, epochs=cfg.update.seed_epochs,
                             learning_rate=cfg.update.seed_learning_rate)
-            result = self._train_with_bar(job, "seed sft")
+            result = self._train_with_bar(job, "seed sft", train)
             metrics = {"train/seed_steps": float(result.steps), "train/seed_loss": result.train_loss}
             base = str(self.run.checkpoint(0))
             self.engine.load_weights(Path(base), "round_000")
@@ -167,6 +169,11 @@ class Loop:
         ctx = BuildContext(round=r, sample=lambda prompts, name: score(self._sample(r, prompts, name), self.rewards)[0],
                            render=self._render)
         examples, metrics = self.algorithm.build_examples(scored, ctx)
+        if self.cfg.update.replay_fraction > 0:
+            seed_set = Dataset.from_parquet(str(self._seed_examples()))
+            examples, replayed = mix_replay(examples, seed_set, self.cfg.update.replay_fraction,
+                                            seed_for(self.cfg.seed, r, "replay"))
+            metrics["train/replay_examples"] = float(replayed)
         save_parquet(examples, self._examples_path(r))
         metrics["train/examples"] = float(len(examples))
         return metrics
@@ -183,12 +190,13 @@ class Loop:
             return {"train/steps": 0.0}
         job = self._job(init, examples, self.run.round_dir(r) / "train", self.run.checkpoint(r),
                         seed=seed_for(self.cfg.seed, r, "train") % 2**31)
-        result = self._train_with_bar(job, "train")
+        result = self._train_with_bar(job, "train", self.algorithm.train)
         self.state.policies[str(r)] = str(self.run.checkpoint(r))
-        return {"train/steps": float(result.steps), "train/loss": result.train_loss}
+        return {"train/steps": float(result.steps), "train/loss": result.train_loss,
+                **{f"train/{k}": v for k, v in result.metrics.items()}}
 
     def _init_policy(self, policies: dict[str, str], r: int) -> str:
-        return policies["0"] if self.cfg.update.init == "base" else policies[str(r - 1)]
+        return policies["0"] if self.cfg.update.start_from == "base" else policies[str(r - 1)]
 
     def _swap(self, r: int) -> dict:
         policy = self.state.policies[str(r)]
@@ -215,7 +223,7 @@ class Loop:
             out = self.run.round_dir(r) / "control"
             job = self._job(init, self._seed_examples(), out / "train", out / "checkpoint",
                             seed=seed_for(self.cfg.seed, r, "control") % 2**31, max_steps=steps)
-            self._train_with_bar(job, "control")
+            self._train_with_bar(job, "control", train)
             policy = str(out / "checkpoint")
         self.state.controls[str(r)] = policy
         self.engine.load_weights(Path(policy), "control")
@@ -232,10 +240,11 @@ class Loop:
     # --- helpers --------------------------------------------------------------------------
     def _job(self, model: str, dataset: Path, output_dir: Path, final_dir: Path, seed: int,
              epochs: float | None = None, max_steps: int | None = None,
-             learning_rate: float | None = None) -> SFTJob:
+             learning_rate: float | None = None) -> TrainJob:
         u = self.cfg.update
-        return SFTJob(
+        return TrainJob(
             model_path=model, dataset_path=str(dataset), output_dir=str(output_dir), final_dir=str(final_dir),
+            lora=u.lora.peft_kwargs() if u.lora else None, adapter_dir=str(Path(final_dir).parent / "adapter"),
             learning_rate=learning_rate or u.learning_rate, epochs=epochs or u.epochs,
             max_steps=max_steps if max_steps is not None else u.max_steps, batch_size=u.batch_size,
             grad_accum=u.grad_accum, warmup_steps=u.warmup_steps, lr_scheduler=u.lr_scheduler,
@@ -243,9 +252,10 @@ class Loop:
             dtype=self.cfg.model.dtype,
         )
 
-    def _train_with_bar(self, job: SFTJob, label: str):
+    def _train_with_bar(self, job: TrainJob, label: str, trainer) -> TrainResult:
+        """`trainer` is the algorithm's `train` for a round, plain SFT for the seed set and control."""
         with phase_bar(self.console, label) as bar:
-            return self.algorithm.train(job, self.cfg.update.num_processes, (BarCallback(bar),))
+            return trainer(job, self.cfg.update.num_processes, (BarCallback(bar),))
 
 
 def _table_rows(scored: Dataset, n: int) -> list[dict]:

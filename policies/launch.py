@@ -1,6 +1,6 @@
 """Run a training job in this process or as an `accelerate` process group.
 
-`num_processes > 1` launches `accelerate launch --num_processes N -m policies.sft job.json`:
+`num_processes > 1` launches `accelerate launch --num_processes N -m policies.training job.json`:
 N GPUs (or N CPU processes over gloo, as in the tests) is a config change, nothing more.
 One process trains in the controller's process: no interpreter start, no re-import of torch.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from policies.sft import SFTJob, SFTResult, run_sft
+from policies.training import TrainJob, TrainResult, run_job
 
 
 class TrainingFailed(RuntimeError):
@@ -41,13 +41,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def train(job: SFTJob, num_processes: int = 1, callbacks: tuple = ()) -> SFTResult:
-    if num_processes == 1:
-        return run_sft(job, callbacks)
-    job_file = Path(job.output_dir) / "job.json"
+def train(job: TrainJob, num_processes: int = 1, callbacks: tuple = ()) -> TrainResult:
+    job_file = Path(job.output_dir) / "job.json"  # also the record of what was trained from what
     job.to_json(job_file)
+    if num_processes == 1:
+        return run_job(job, callbacks)
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    proc = subprocess.run(accelerate_command(num_processes, "policies.sft", job_file), env=env)
+    proc = subprocess.run(accelerate_command(num_processes, "policies.training", job_file), env=env)
     if proc.returncode != 0:
         raise TrainingFailed(f"training with {num_processes} processes exited with code {proc.returncode}")
-    return SFTResult(**json.loads((Path(job.output_dir) / "result.json").read_text()))
+    return TrainResult(**json.loads((Path(job.output_dir) / "result.json").read_text()))

@@ -1,14 +1,20 @@
 """Update algorithms, one module each, chosen by `update.algorithm`."""
 
-from loop.config import UpdateConfig
+from loop.config import RewardSpec, RolloutConfig, UpdateConfig
 from policies.updates.base import BuildContext, UpdateAlgorithm
+from policies.updates.dpo import DPO
+from policies.updates.grpo import GRPO
+from policies.updates.rest import ReST
+from policies.updates.rest_em import ReSTEM
 from policies.updates.rft import RFT
 from policies.updates.star import STaR
 
-ALGORITHMS = {"rft": RFT, "star": STaR}
+ALGORITHMS = {"rft": RFT, "star": STaR, "rest": ReST, "rest_em": ReSTEM, "dpo": DPO, "grpo": GRPO}
 
 
-def build_algorithm(cfg: UpdateConfig) -> UpdateAlgorithm:
+def build_algorithm(cfg: UpdateConfig, rewards: list[RewardSpec], rollout: RolloutConfig) -> UpdateAlgorithm:
+    if cfg.algorithm == "grpo":  # the only one that scores its own samples, while it trains
+        return GRPO(cfg, rewards, rollout)
     return ALGORITHMS[cfg.algorithm](cfg)
 
 

@@ -12,7 +12,7 @@ from typing import Callable, Protocol
 
 from datasets import Dataset
 
-from policies.sft import SFTJob, SFTResult
+from policies.training import TrainJob, TrainResult
 
 
 @dataclass
@@ -28,9 +28,9 @@ class UpdateAlgorithm(Protocol):
     name: str
 
     def build_examples(self, scored: Dataset, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
-        """Training examples (`prompt`, `completion`, `prompt_id`) and the filter's metrics."""
+        """The trainer's examples (SFT `prompt`/`completion`, DPO pairs, GRPO prompts) and the filter's metrics."""
         ...
 
-    def train(self, job: SFTJob, num_processes: int, callbacks: tuple = ()) -> SFTResult:
+    def train(self, job: TrainJob, num_processes: int, callbacks: tuple = ()) -> TrainResult:
         """Update the policy: `job.model_path` in, `job.final_dir` out."""
         ...

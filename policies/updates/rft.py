@@ -14,7 +14,7 @@ from datasets import Dataset
 
 from loop.config import DifficultyBand, UpdateConfig
 from policies.launch import train
-from policies.sft import SFTJob, SFTResult
+from policies.training import TrainJob, TrainResult
 from policies.updates.base import BuildContext
 
 
@@ -96,5 +96,5 @@ class RFT:
             metrics["filter/difficulty/accept_rate"] = difficulty_accept_rate(scored, cfg.threshold, cfg.difficulty)
         return to_examples(scored, kept), metrics
 
-    def train(self, job: SFTJob, num_processes: int, callbacks: tuple = ()) -> SFTResult:
+    def train(self, job: TrainJob, num_processes: int, callbacks: tuple = ()) -> TrainResult:
         return train(job, num_processes, callbacks)

@@ -11,7 +11,7 @@ from datasets import Dataset, concatenate_datasets
 
 from loop.config import UpdateConfig
 from policies.launch import train
-from policies.sft import SFTJob, SFTResult
+from policies.training import TrainJob, TrainResult
 from policies.updates.base import BuildContext
 from policies.updates.rft import RFT, select_accepted, to_examples
 
@@ -52,5 +52,5 @@ class STaR:
         cols = ["prompt_id", "prompt", "prompt_text", "reference_answer"]
         return scored.select(sorted(first.values())).select_columns(cols)
 
-    def train(self, job: SFTJob, num_processes: int, callbacks: tuple = ()) -> SFTResult:
+    def train(self, job: TrainJob, num_processes: int, callbacks: tuple = ()) -> TrainResult:
         return train(job, num_processes, callbacks)

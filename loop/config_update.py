@@ -1,0 +1,131 @@
+"""The `update` section: which algorithm turns scored rollouts into a new policy, and how.
+
+SFT-style algorithms (rft, star, rest, rest_em) filter samples and fine-tune on them; `dpo`
+trains on preference pairs; `grpo` runs online RL. `lora` and `num_processes` apply to all.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from loop.section import Section
+
+SFT_STYLE = ("rft", "star", "rest", "rest_em")
+
+
+class StarConfig(Section):
+    rationalize: bool = True
+    hint_template: str = Field("{prompt} (answer {answer}) ", description="Prompt with the answer as a hint.")
+
+
+class DifficultyBand(Section):
+    """Keep only prompts whose pass rate among their samples lies in [lo, hi]."""
+
+    lo: float = Field(0.0, ge=0.0, le=1.0)
+    hi: float = Field(1.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "DifficultyBand":
+        if self.lo > self.hi:
+            raise ValueError(f"lo ({self.lo}) must not exceed hi ({self.hi})")
+        return self
+
+
+class RestConfig(Section):
+    """ReST's Improve steps: each fine-tunes (from the previous step) on the round's samples
+    whose reward reaches its threshold."""
+
+    thresholds: list[float] = Field([], description="Rising reward thresholds, one Improve step each, e.g. [1.0, 1.5, 2.0].")
+
+    @model_validator(mode="after")
+    def _rising(self) -> "RestConfig":
+        if any(b <= a for a, b in zip(self.thresholds, self.thresholds[1:])):
+            raise ValueError(f"thresholds {self.thresholds} must rise strictly, e.g. [1.0, 1.5, 2.0]")
+        return self
+
+
+class DPOConfig(Section):
+    beta: float = Field(0.1, gt=0)
+    loss_type: list[str] = Field(["sigmoid", "sft"], min_length=1, description="TRL loss types; `sft` adds RPO's NLL on the chosen answer.")
+    loss_weights: list[float] | None = Field([1.0, 1.0], description="One weight per loss type; null = all 1.")
+    max_pairs_per_prompt: int = Field(1, ge=1)
+    min_margin: float = Field(0.0, ge=0, description="Chosen must beat rejected by more than this (ties never pair).")
+    score: str | None = Field(None, description="Rank by this reward (e.g. a pairwise `judge`: Self-Rewarding); null = the total.")
+
+    @model_validator(mode="after")
+    def _weights_match(self) -> "DPOConfig":
+        if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
+            raise ValueError(f"loss_weights has {len(self.loss_weights)} entries for {len(self.loss_type)} loss types")
+        return self
+
+
+class GRPOConfig(Section):
+    steps: int | None = Field(None, ge=1, description="GRPO steps per round; null = one pass over the round's prompts.")
+    prompts_per_step: int = Field(8, ge=1, description="Prompts per optimizer step; each gets rollout.n completions.")
+    drop_all_equal: bool = Field(True, description="Drop prompts whose samples all score the same (DAPO dynamic sampling).")
+    beta: float = Field(0.0, ge=0, description="KL coefficient; 0 needs no reference model.")
+    loss_type: str = "dapo"
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    num_iterations: int = Field(1, ge=1)
+    epsilon: float = Field(0.2, gt=0)
+    epsilon_high: float | None = None
+    use_vllm: bool = Field(False, description="Generate with vLLM inside the trainer (GPU only).")
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
+
+
+class LoraSettings(Section):
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | str = Field("all-linear", description="Module names, or `all-linear`.")
+
+    def peft_kwargs(self) -> dict:
+        return {"r": self.r, "lora_alpha": self.alpha, "lora_dropout": self.dropout,
+                "target_modules": self.target_modules}
+
+
+class UpdateConfig(Section):
+    algorithm: Literal["rft", "star", "rest", "rest_em", "dpo", "grpo"] = "rft"
+    init: Literal["previous", "base"] | None = Field(None, description="base: restart each round from round 0; default: base for rest_em, else previous.")
+    threshold: float = Field(1.0, description="Keep samples whose total reward is >= threshold.")
+    max_per_prompt: int = Field(4, ge=1, description="K: at most this many kept samples per prompt.")
+    dedup: bool = True
+    difficulty: DifficultyBand | None = Field(None, description="Pass-rate band of prompts to train on, e.g. {lo: 0.2, hi: 0.8}.")
+    replay_fraction: float = Field(0.0, ge=0, lt=1, description="Share of each SFT round's examples drawn from the seed set.")
+    learning_rate: float = Field(1e-4, gt=0)
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, description="Caps optimizer steps per round; -1 = by epochs.")
+    batch_size: int = Field(16, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    warmup_steps: int = Field(0, ge=0)
+    lr_scheduler: str = "constant"
+    weight_decay: float = 0.0
+    max_length: int = Field(512, ge=8)
+    save_steps: int = Field(25, ge=1, description="Trainer checkpoint interval: training resumes from the last.")
+    num_processes: int = Field(1, ge=1, description=">1 launches the update with accelerate.")
+    seed_epochs: float = Field(0.0, ge=0, description="Initial SFT on data.seed_path that makes round 0.")
+    seed_learning_rate: float | None = Field(None, gt=0, description="Learning rate of that SFT; defaults to learning_rate.")
+    lora: LoraSettings | None = Field(None, description="Train a LoRA adapter (peft) instead of all weights.")
+    star: StarConfig = StarConfig()
+    rest: RestConfig = RestConfig()
+    dpo: DPOConfig = DPOConfig()
+    grpo: GRPOConfig = GRPOConfig()
+
+    @model_validator(mode="after")
+    def _algorithm_fits(self) -> "UpdateConfig":
+        if self.algorithm == "rest_em" and self.init == "previous":
+            raise ValueError("rest_em retrains from the base model every round: drop `init` "
+                             "(or use algorithm: rft for init: previous)")
+        if self.algorithm == "rest" and not self.rest.thresholds:
+            raise ValueError("rest needs update.rest.thresholds, e.g. [1.0, 1.5, 2.0]")
+        if self.replay_fraction > 0 and self.algorithm not in SFT_STYLE:
+            raise ValueError(f"replay_fraction mixes seed examples into SFT rounds; {self.algorithm} "
+                             f"is not one ({', '.join(SFT_STYLE)})")
+        return self
+
+    @property
+    def start_from(self) -> Literal["previous", "base"]:
+        return self.init or ("base" if self.algorithm == "rest_em" else "previous")

@@ -1,0 +1,162 @@
+"""Run one training job (SFT, DPO or GRPO, optionally through a LoRA adapter) to a saved policy.
+
+One `TrainJob` describes a training run completely (it is also what a worker process reads from
+JSON), so the same job runs in the controller's process or as an `accelerate` process group:
+`python -m policies.training JOB.json` is the worker entry point. `job.algorithm` names the
+TRL trainer, built by the module in `TRAINERS`; everything else is shared: resume from the last
+*complete* Trainer checkpoint (the Trainer writes `trainer_state.json` last), the loss and the
+logged metrics read back from the log history, and an atomic save of the final policy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from loop.atomic import write_json
+
+# algorithm -> module with `build_trainer(job, model, tokenizer, dataset)`, imported on use
+TRAINERS = {"sft": "policies.sft", "dpo": "policies.updates.dpo", "grpo": "policies.updates.grpo"}
+# Keys of the Trainer's log history that are bookkeeping, not a measurement of the update.
+_NOT_METRICS = {"epoch", "step", "learning_rate", "grad_norm", "total_flos", "num_tokens"}
+
+
+@dataclass
+class TrainJob:
+    model_path: str
+    dataset_path: str  # Parquet in the trainer's format (prompt/completion, prompt/chosen/rejected, prompt)
+    output_dir: str  # Trainer checkpoints and result.json
+    final_dir: str  # the trained policy (LoRA merged in), loadable with from_pretrained
+    algorithm: str = "sft"
+    options: dict[str, Any] = field(default_factory=dict)  # the algorithm's own settings
+    lora: dict[str, Any] | None = None  # peft LoraConfig kwargs; the adapter is saved to `adapter_dir`
+    adapter_dir: str | None = None
+    learning_rate: float = 1e-4
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 16
+    grad_accum: int = 1
+    warmup_steps: int = 0
+    lr_scheduler: str = "constant"
+    weight_decay: float = 0.0
+    max_length: int = 512
+    save_steps: int = 25
+    seed: int = 0
+    dtype: str = "float32"
+
+    def to_json(self, path: Path) -> None:
+        write_json(path, asdict(self))
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "TrainJob":
+        return cls(**json.loads(Path(path).read_text()))
+
+    def trainer_args(self) -> dict[str, Any]:
+        """The `TrainingArguments` every TRL config shares."""
+        return dict(
+            output_dir=self.output_dir, per_device_train_batch_size=self.batch_size,
+            gradient_accumulation_steps=self.grad_accum, learning_rate=self.learning_rate,
+            num_train_epochs=self.epochs, max_steps=self.max_steps, warmup_steps=self.warmup_steps,
+            lr_scheduler_type=self.lr_scheduler, weight_decay=self.weight_decay,
+            save_strategy="steps", save_steps=self.save_steps, save_total_limit=2, seed=self.seed,
+            logging_steps=1, report_to="none", disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
+            bf16=self.dtype == "bfloat16", dataloader_pin_memory=False, activation_checkpointing=False,
+        )
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    train_loss: float
+    examples: int
+    metrics: dict[str, float] = field(default_factory=dict)  # per-step means of what the trainer logged
+
+
+def last_complete_checkpoint(output_dir: Path) -> Path | None:
+    """The newest `checkpoint-N` whose trainer_state.json parses; partial ones are removed."""
+    found = sorted(Path(output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    for ckpt in reversed(found):
+        try:
+            json.loads((ckpt / "trainer_state.json").read_text())
+            return ckpt
+        except (OSError, ValueError):
+            shutil.rmtree(ckpt, ignore_errors=True)
+    return None
+
+
+def _trainer(job: TrainJob):
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+
+    from policies.loading import load_tokenizer
+
+    tokenizer = load_tokenizer(job.model_path)
+    dtype = "auto" if job.dtype == "auto" else getattr(torch, job.dtype)
+    model = AutoModelForCausalLM.from_pretrained(job.model_path, dtype=dtype)
+    if job.lora is not None:
+        from policies.lora import add_adapter
+
+        model = add_adapter(model, job.lora)
+    dataset = Dataset.from_parquet(job.dataset_path)
+    builder = importlib.import_module(TRAINERS[job.algorithm]).build_trainer
+    return builder(job, model, tokenizer, dataset), len(dataset)
+
+
+def run_job(job: TrainJob, callbacks: tuple = ()) -> TrainResult:
+    """Train (resuming from the last complete Trainer checkpoint) and save the final policy."""
+    from transformers import PrinterCallback
+
+    trainer, examples = _trainer(job)
+    trainer.remove_callback(PrinterCallback)  # the controller reports; no per-step log dicts
+    for callback in callbacks:
+        trainer.add_callback(callback)
+    resume = last_complete_checkpoint(Path(job.output_dir))
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    result = _result(trainer.state.log_history, trainer.state.global_step, examples)
+    if trainer.accelerator.is_main_process:
+        _save(trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class, job)
+        write_json(Path(job.output_dir) / "result.json", asdict(result))
+    trainer.accelerator.wait_for_everyone()
+    return result
+
+
+def _result(history: list[dict], steps: int, examples: int) -> TrainResult:
+    """Per-step means of the log history. Unlike `training_loss` they survive a resume (the
+    history is restored from the checkpoint) and equal an uninterrupted run's."""
+    logged = [h for h in history if "loss" in h]
+    sums: dict[str, list[float]] = {}
+    for entry in logged:
+        for key, value in entry.items():
+            if key not in _NOT_METRICS and isinstance(value, (int, float)) and math.isfinite(value):
+                sums.setdefault(key, []).append(float(value))
+    means = {key: sum(v) / len(v) for key, v in sums.items()}
+    return TrainResult(steps=steps, train_loss=means.pop("loss", float("nan")), examples=examples, metrics=means)
+
+
+def _save(model, tokenizer, job: TrainJob) -> None:
+    from policies.checkpoint import save_policy
+
+    if job.lora is not None:
+        from policies.lora import save_adapter_and_merge
+
+        model = save_adapter_and_merge(model, tokenizer, Path(job.adapter_dir))
+    save_policy(model, tokenizer, Path(job.final_dir))
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        sys.exit("usage: python -m policies.training JOB.json")
+    run_job(TrainJob.from_json(argv[0]))
+
+
+if __name__ == "__main__":
+    main()

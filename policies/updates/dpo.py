@@ -1,0 +1,98 @@
+"""Iterative DPO / RPO (Pang et al. 2024) and Self-Rewarding (Yuan et al. 2024).
+
+Per prompt, pair the best-scoring samples with the worst-scoring ones: chosen must beat
+rejected by more than `min_margin` (ties never pair), prompts whose samples all score the same
+carry no preference and are dropped, and at most `max_pairs_per_prompt` pairs are made. Samples
+a gate rejected rank below every scored one (a degenerate answer is a fine "rejected"); samples
+with no score at all (an unparseable judge) are left out. Scores are the weighted total, or one
+reward's column (`dpo.score`): with a pairwise `judge` whose backend is the policy itself, this
+is the Self-Rewarding loop.
+
+Training is TRL's `DPOTrainer`; the reference model is the policy at the start of the round
+(the model the round trains from; with LoRA, the same weights with the adapter disabled), and
+`loss_type: [sigmoid, sft]` adds RPO's NLL term on the chosen answer.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+
+from datasets import Dataset
+
+from loop.config import UpdateConfig
+from policies.launch import train
+from policies.training import TrainJob, TrainResult
+from policies.updates.base import BuildContext
+
+GATED = float("-inf")  # the rank of a sample a gate rejected
+
+
+def build_pairs(scored: Dataset, score_column: str, max_pairs: int, min_margin: float) -> tuple[list[dict], dict]:
+    """Preference pairs as `prompt`/`chosen`/`rejected`/`prompt_id` rows, and drop counts."""
+    groups: dict[str, list[tuple[float, str, str]]] = defaultdict(list)
+    scores, rejected_by = scored[score_column][:], scored["rejected_by"][:]
+    for pid, text, completion, score, gate in zip(scored["prompt_id"][:], scored["prompt_text"][:],
+                                                  scored["completion"][:], scores, rejected_by):
+        if gate:
+            groups[pid].append((GATED, text, completion))
+        elif score is not None:
+            groups[pid].append((float(score), text, completion))
+    pairs, dropped = [], defaultdict(int)
+    for pid, samples in groups.items():
+        made = _pairs_of(samples, max_pairs, min_margin)
+        if not made:
+            dropped["all_equal" if len({s for s, _, _ in samples}) == 1 else "no_margin"] += 1
+        pairs += [{"prompt": text, "chosen": c, "rejected": r, "prompt_id": pid, "margin": m} for text, c, r, m in made]
+    dropped["unscored"] = len(set(scored["prompt_id"][:]) - set(groups))
+    return pairs, dict(dropped)
+
+
+def _pairs_of(samples: list[tuple[float, str, str]], max_pairs: int, min_margin: float) -> list[tuple]:
+    """Best with worst, second best with second worst, ...; distinct texts, a real margin."""
+    unique = {}
+    for score, text, completion in samples:
+        unique.setdefault(completion.strip(), (score, text, completion))
+    ranked = sorted(unique.values(), key=lambda s: s[0], reverse=True)
+    pairs = []
+    for (hi, text, chosen), (lo, _, rejected) in zip(ranked, reversed(ranked)):
+        if len(pairs) == max_pairs or not hi - lo > min_margin:
+            break
+        pairs.append((text, chosen, rejected, hi - lo))
+    return pairs
+
+
+class DPO:
+    name = "dpo"
+
+    def __init__(self, cfg: UpdateConfig):
+        self.cfg = cfg
+
+    def build_examples(self, scored: Dataset, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
+        dpo = self.cfg.dpo
+        column = "reward" if dpo.score is None else f"reward/{dpo.score}"
+        pairs, dropped = build_pairs(scored, column, dpo.max_pairs_per_prompt, dpo.min_margin)
+        finite = [p["margin"] for p in pairs if p["margin"] != float("inf")]
+        metrics = {"dpo/pairs": float(len(pairs)),
+                   "dpo/prompts_with_pairs": float(len({p["prompt_id"] for p in pairs})),
+                   "dpo/margin_mean": sum(finite) / len(finite) if finite else float("nan"),
+                   "rollout/accept_rate": 2 * len(pairs) / max(len(scored), 1),  # samples that made a pair
+                   "filter/stack/accept_rate": 2 * len(pairs) / max(len(scored), 1)}
+        for rule in ("all_equal", "no_margin", "unscored"):
+            metrics[f"filter/dropped_{rule}"] = float(dropped.get(rule, 0))
+        columns = ["prompt", "chosen", "rejected", "prompt_id"]
+        return Dataset.from_dict({c: [p[c] for p in pairs] for c in columns}), metrics
+
+    def train(self, job: TrainJob, num_processes: int, callbacks: tuple = ()) -> TrainResult:
+        options = self.cfg.dpo.model_dump(include={"beta", "loss_type", "loss_weights"})
+        return train(replace(job, algorithm="dpo", options=options), num_processes, callbacks)
+
+
+def build_trainer(job: TrainJob, model, tokenizer, dataset):
+    from trl import DPOConfig, DPOTrainer
+
+    args = DPOConfig(**job.trainer_args(), max_length=job.max_length, **job.options)
+    # ref_model=None: TRL loads the reference from the policy's own path (this round's start),
+    # or, with a LoRA adapter, disables the adapter to get it back.
+    return DPOTrainer(model=model, args=args, train_dataset=dataset.remove_columns("prompt_id"),
+                      processing_class=tokenizer)

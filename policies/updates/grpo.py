@@ -1,0 +1,97 @@
+"""GRPO (Shao et al. 2024, DeepSeek-R1): online RL with TRL's `GRPOTrainer`.
+
+The round's rollouts (generated and scored by the loop, like every algorithm's) decide which
+prompts to train on: a prompt whose samples all score the same has zero advantage everywhere
+and carries no signal, so it is dropped (DAPO's dynamic sampling) and counted. The trainer then
+runs `grpo.steps` steps (default: one pass over the kept prompts), sampling `rollout.n`
+completions per prompt from the policy as it learns, with the run's reward functions as
+`reward_funcs` and their weights as `reward_weights` (TRL sums them; gates do not reject here,
+so give a filter a weight if it should count). On CPU the trainer generates with
+`transformers`; `grpo.use_vllm` switches it to vLLM (colocate or server) on GPUs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+
+from datasets import Dataset
+
+from loop.config import RewardSpec, RolloutConfig, UpdateConfig
+from policies.launch import train
+from policies.training import TrainJob, TrainResult
+from policies.updates.base import BuildContext
+
+# Columns a rollout row has per sample (or the loop adds); everything else is the prompt's own
+# (`reference_answer`, a code problem's `tests`) and goes to the reward functions as in the loop.
+_SAMPLE_COLUMNS = {"round", "sample_index", "prompt_text", "completion", "token_count", "sum_logprob",
+                   "finish_reason", "generator_id", "reward", "rejected_by"}
+
+
+def trl_totals(scored: Dataset, weights: dict[str, float]) -> list[float]:
+    """Each sample's reward as `GRPOTrainer` computes it: the weighted sum of the present scores."""
+    columns = {key: scored[f"reward/{key}"][:] for key in weights}
+    return [sum(weights[k] * v[i] for k, v in columns.items() if v[i] is not None) for i in range(len(scored))]
+
+
+def signal_prompts(prompt_ids: list[str], totals: list[float], tol: float = 1e-6) -> list[str]:
+    """Prompts whose samples do not all score the same, in first-seen order."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for pid, total in zip(prompt_ids, totals):
+        groups[pid].append(total)
+    return [pid for pid, values in groups.items() if max(values) - min(values) > tol]
+
+
+class GRPO:
+    name = "grpo"
+
+    def __init__(self, cfg: UpdateConfig, rewards: list[RewardSpec], rollout: RolloutConfig):
+        self.cfg, self.rewards, self.rollout = cfg, rewards, rollout
+
+    def build_examples(self, scored: Dataset, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
+        prompt_ids = scored["prompt_id"][:]
+        first = {}
+        for i, pid in enumerate(prompt_ids):
+            first.setdefault(pid, i)
+        kept = list(first)
+        if self.cfg.grpo.drop_all_equal:
+            totals = trl_totals(scored, {spec.key: spec.weight for spec in self.rewards})
+            kept = signal_prompts(prompt_ids, totals)
+        # The trainer only takes full steps: cycle the kept prompts up to a whole number of steps.
+        per_step = self.cfg.grpo.prompts_per_step
+        padded = [kept[i % len(kept)] for i in range(-(-len(kept) // per_step) * per_step)] if kept else []
+        rows = scored.select([first[pid] for pid in padded])
+        own = [c for c in scored.column_names if c not in _SAMPLE_COLUMNS and not c.startswith(("reward/", "reason/"))]
+        examples = rows.select_columns(own).rename_column("prompt", "problem").add_column("prompt", rows["prompt_text"][:])
+        metrics = {"grpo/signal_prompts": float(len(kept)),
+                   "grpo/dropped_all_equal_prompts": float(len(first) - len(kept)),
+                   "filter/stack/accept_rate": len(kept) / max(len(first), 1)}
+        return examples, metrics
+
+    def train(self, job: TrainJob, num_processes: int, callbacks: tuple = ()) -> TrainResult:
+        g, ro = self.cfg.grpo, self.rollout
+        prompts = Dataset.from_parquet(job.dataset_path).num_rows  # a whole number of steps' worth
+        steps = g.steps or prompts // g.prompts_per_step * g.num_iterations
+        options = {
+            "trl": {"num_generations": ro.n, "max_completion_length": ro.max_new_tokens, "temperature": ro.temperature,
+                    "top_p": ro.top_p, "beta": g.beta, "loss_type": g.loss_type, "scale_rewards": g.scale_rewards,
+                    "num_iterations": g.num_iterations, "epsilon": g.epsilon, "epsilon_high": g.epsilon_high,
+                    "use_vllm": g.use_vllm, "vllm_mode": g.vllm_mode,
+                    "vllm_gpu_memory_utilization": g.vllm_gpu_memory_utilization},
+            "rewards": [spec.model_dump() for spec in self.rewards],
+        }
+        per_device = g.prompts_per_step * ro.n // num_processes
+        job = replace(job, algorithm="grpo", options=options, batch_size=per_device, grad_accum=1, max_steps=steps)
+        return train(job, num_processes, callbacks)
+
+
+def build_trainer(job: TrainJob, model, tokenizer, dataset):
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rewards import WeightedReward, as_trl, build_reward
+
+    specs = [RewardSpec(**spec) for spec in job.options["rewards"]]
+    funcs, weights = as_trl([WeightedReward(s.key, build_reward(s.name, **s.args), s.weight) for s in specs])
+    args = GRPOConfig(**job.trainer_args(), **job.options["trl"], reward_weights=weights, shuffle_dataset=True)
+    tokenizer.padding_side = "left"
+    return GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=tokenizer)
