@@ -5,7 +5,8 @@
 #   bash bench/compare_algorithms.sh                 # all five, 3 rounds each
 #   ROUNDS=5 bash bench/compare_algorithms.sh rft dpo  # a subset, longer
 #
-# Runs land in runs/cmp_<algorithm>, all in the W&B group `compare-algorithms`.
+# Runs land in runs/cmp_<algorithm>, all in the W&B group `compare-algorithms`. A finished run
+# is not redone (`loop run` continues a run dir with the same config); delete it to start over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}

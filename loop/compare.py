@@ -62,12 +62,14 @@ def plot_runs(runs: list[RunMetrics], out: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for run in runs:
         ax.plot([row["round"] for row in run.rows], [row.get("eval/pass@1") for row in run.rows],
                 marker="o", label=run.name)
     ax.set(xlabel="round", ylabel="held-out greedy pass@1", ylim=(0, 1), title="loop compare")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return save_figure(fig, ax, out)
 
 
