@@ -73,11 +73,11 @@ class DPO:
         column = "reward" if dpo.score is None else f"reward/{dpo.score}"
         pairs, dropped = build_pairs(scored, column, dpo.max_pairs_per_prompt, dpo.min_margin)
         finite = [p["margin"] for p in pairs if p["margin"] != float("inf")]
+        used = 2 * len(pairs) / max(len(scored), 1)  # share of samples that made a pair
         metrics = {"dpo/pairs": float(len(pairs)),
                    "dpo/prompts_with_pairs": float(len({p["prompt_id"] for p in pairs})),
                    "dpo/margin_mean": sum(finite) / len(finite) if finite else float("nan"),
-                   "rollout/accept_rate": 2 * len(pairs) / max(len(scored), 1),  # samples that made a pair
-                   "filter/stack/accept_rate": 2 * len(pairs) / max(len(scored), 1)}
+                   "rollout/accept_rate": used, "filter/stack/accept_rate": used}
         for rule in ("all_equal", "no_margin", "unscored"):
             metrics[f"filter/dropped_{rule}"] = float(dropped.get(rule, 0))
         columns = ["prompt", "chosen", "rejected", "prompt_id"]
