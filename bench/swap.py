@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 import transformers
 
-from loop.config import TinyModelConfig, load_config
+from loop.config import load_config
+from policies.model_config import TinyModelConfig
 from policies.checkpoint import read_state_dict, save_policy
 from policies.engines.hf import HFEngine
 from policies.loading import char_tokenizer, tiny_model

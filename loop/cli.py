@@ -18,9 +18,10 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
-from loop.atomic import write_yaml
+from policies.atomic import write_yaml
 from loop.config import ConfigError, LoopConfig, apply_overrides, diff, flatten, load_config, to_dict, validate
 from loop.rundir import RunDir, RunLocked
+from policies.schema import ACCEPT_RATE
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 
@@ -137,7 +138,7 @@ def status(run: RunDir, console: Console) -> int:
         console.print(str(err))
     for row in run.read_metrics():
         console.print(f"  round {row['round']}: pass@1 {row.get('eval/pass@1', float('nan')):.3f}"
-                      f"  accept {row.get('rollout/accept_rate', float('nan')):.2f}")
+                      f"  accept {row.get(ACCEPT_RATE, float('nan')):.2f}")
     return 0
 
 

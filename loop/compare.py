@@ -14,6 +14,7 @@ from rich.table import Table
 
 from loop.config import ConfigError
 from loop.report import save_figure
+from policies.schema import ACCEPT_RATE
 
 PHASES = ("generate", "reward", "filter", "train", "evaluate")
 
@@ -75,7 +76,7 @@ def plot_runs(runs: list[RunMetrics], out: Path) -> Path:
 
 def _accept(row: dict) -> float | None:
     """Share of the round's samples the update used: every algorithm logs `filter/stack/accept_rate`."""
-    return row.get("filter/stack/accept_rate", row.get("rollout/accept_rate"))
+    return row.get(ACCEPT_RATE)
 
 
 def _first_key(runs: list[RunMetrics], prefix: str) -> str | None:

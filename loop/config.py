@@ -11,45 +11,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from loop.config_update import DifficultyBand, UpdateConfig  # noqa: F401 (re-exported)
-from loop.section import Section
+from policies.engines.config import RolloutConfig
+from policies.model_config import ModelConfig
+from policies.updates.config import UpdateConfig
+from rewards.registry import RewardSpec, reward_names
+from rewards.section import Section
 
 
 class ConfigError(ValueError):
     """A user-facing configuration problem: the message names the field and the fix."""
-
-
-class TinyModelConfig(Section):
-    """A small model built from a config (no download): a real architecture, few layers."""
-
-    arch: Literal["qwen2", "gpt2", "llama"] = "qwen2"
-    num_layers: int = Field(2, ge=1)
-    hidden_size: int = Field(128, ge=8)
-    num_heads: int = Field(4, ge=1)
-    intermediate_size: int = Field(512, ge=8)
-    max_position_embeddings: int = Field(256, ge=16)
-
-
-class ModelConfig(Section):
-    name: str | None = Field(None, description="Hugging Face hub id or local path; null builds `tiny`.")
-    tiny: TinyModelConfig | None = None
-    tokenizer: str | None = Field(None, description="Defaults to `name`; a tiny model gets a char tokenizer.")
-    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
-    chat_template: bool = Field(True, description="Use the tokenizer's chat template when it has one.")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> "ModelConfig":
-        if self.name is None and self.tiny is None:
-            raise ValueError("set `model.name` (hub id or path) or `model.tiny` (a model built from config)")
-        if self.name and _looks_like_path(self.name) and not Path(self.name).expanduser().exists():
-            raise ValueError(f"model path {self.name!r} does not exist; give an existing directory or a hub id")
-        return self
-
-
-def _looks_like_path(name: str) -> bool:
-    return name.startswith(("/", "./", "../", "~"))
 
 
 class TaskConfig(Section):
@@ -108,49 +80,6 @@ class DataConfig(Section):
         return self
 
 
-class RolloutConfig(Section):
-    engine: Literal["hf"] = Field("hf", description="Rollout engine; `vllm` is planned (issue: the vLLM engine).")
-    n: int = Field(4, ge=1, description="Samples per prompt.")
-    temperature: float = Field(1.0, ge=0.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(64, ge=1)
-    stop: list[str] = []
-    batch_size: int = Field(256, ge=1, description="Sequences per generate call.")
-    prompts_per_shard: int = Field(64, ge=1, description="Generation resumes at shard granularity.")
-
-
-class RewardSpec(Section):
-    name: str
-    weight: float = 1.0
-    args: dict[str, Any] = {}
-    gate: float | None = Field(None, description="Reject samples scoring below this here: a filter stage.")
-    label: str | None = Field(None, description="Name in metrics; defaults to `name` (needed when one reward appears twice).")
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, name: str) -> str:
-        from rewards import BUILTIN_REWARDS, build_reward
-
-        if name not in BUILTIN_REWARDS:
-            build_reward(name)  # imports a user's function; raises with the list of built-ins
-        return name
-
-    @field_validator("args")
-    @classmethod
-    def _buildable(cls, args: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        from rewards import build_reward
-
-        # Rewards are cheap to build (models and processes start on first use), so building
-        # one here turns a bad argument (or a missing API key) into a config error before round 1.
-        if "name" in info.data:
-            build_reward(info.data["name"], **args)
-        return args
-
-    @property
-    def key(self) -> str:
-        return self.label or self.name
-
-
 class EvalConfig(Section):
     verifier: str = Field("math", description="Reward whose score >= 1 counts as correct (a reward in `rewards` or a built-in).")
     k: int = Field(4, ge=1, description="Samples per problem for pass@k / maj@k; 1 = greedy only.")
@@ -199,8 +128,6 @@ class LoopConfig(Section):
         repeated = sorted({k for k in keys if keys.count(k) > 1})
         if repeated:
             raise ValueError(f"rewards: {', '.join(repeated)} appears twice; give one a `label`")
-        from rewards import reward_names
-
         _check_update(self.update, self.rollout, self.rewards)
         if self.eval.verifier not in keys and self.eval.verifier not in reward_names():
             raise ValueError(f"eval.verifier: {self.eval.verifier!r} is neither a reward of this run "

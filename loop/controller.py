@@ -20,7 +20,7 @@ from pathlib import Path
 from datasets import Dataset
 from rich.console import Console
 
-from loop.atomic import save_parquet
+from policies.atomic import save_parquet
 from loop.config import LoopConfig
 from loop.data import TaskData, load_task_data, round_prompts
 from loop.evaluate import evaluate
@@ -28,15 +28,17 @@ from loop.progress import BarCallback, phase_bar
 from loop.rollouts import generate_shards, score, seed_for
 from loop.rundir import RunDir, RunState
 from loop.tracking import Tracker
-from policies.engines.base import SamplingParams
-from policies.engines.hf import HFEngine
+from policies.engines import RolloutEngine, SamplingParams, build_engine
+from policies.judges import attach_judges, build_rewards
 from policies.loading import build_tiny
 from policies.prompts import render_prompt
 from policies.launch import train
+from policies.schema import is_score_column
+from policies.train_settings import TrainSettings
 from policies.training import TrainJob, TrainResult
-from policies.updates import BuildContext, build_algorithm
+from policies.updates import ACCEPT_RATE, BuildContext, build_algorithm
 from policies.updates.replay import mix_replay
-from rewards import WeightedReward, build_reward
+from rewards import build_reward
 
 INIT_PHASES = ("init", "evaluate", "control")
 ROUND_PHASES = ("generate", "reward", "filter", "train", "swap", "evaluate", "control")
@@ -46,11 +48,11 @@ class Loop:
     def __init__(self, cfg: LoopConfig, run: RunDir, tracker: Tracker, console: Console):
         self.cfg, self.run, self.tracker, self.console = cfg, run, tracker, console
         self.state: RunState = run.load_state()
-        self.rewards = [WeightedReward(s.key, build_reward(s.name, **s.args), s.weight, s.gate) for s in cfg.rewards]
+        self.rewards = build_rewards(cfg.rewards)
         named = {r.name: r.fn for r in self.rewards}
         self.verifier = named.get(cfg.eval.verifier) or build_reward(cfg.eval.verifier)
         self.algorithm = build_algorithm(cfg.update, cfg.rewards, cfg.rollout)
-        self.engine: HFEngine | None = None
+        self.engine: RolloutEngine | None = None
         self.data: TaskData | None = None
 
     # --- driver ---------------------------------------------------------------------------
@@ -96,11 +98,8 @@ class Loop:
         self.run.save_state(self.state)
 
     def _start_engine(self) -> None:
-        self.engine = HFEngine(self.state.generator, self.state.generator_id, self.cfg.rollout.batch_size,
-                               self.cfg.model.dtype)
-        for reward in self.rewards:  # a Self-Rewarding judge scores with the live policy
-            if hasattr(reward.fn, "attach_policy"):
-                reward.fn.attach_policy(self.engine)
+        self.engine = build_engine(self.cfg.rollout, self.cfg.model, self.state.generator, self.state.generator_id)
+        attach_judges([r.fn for r in self.rewards] + [self.verifier], self.engine)  # Self-Rewarding: the live policy judges
         for split in ("train", "eval"):
             ds = getattr(self.data, split)
             setattr(self.data, split, ds.add_column("prompt_text", [self._render(p) for p in ds["prompt"][:]]))
@@ -125,7 +124,7 @@ class Loop:
         if cfg.update.seed_epochs > 0 and self.data.seed is not None:
             job = self._job(base, self._seed_examples(), self.run.round_dir(0) / "train",
                             self.run.checkpoint(0), seed=cfg.seed, epochs=cfg.update.seed_epochs,
-                            learning_rate=cfg.update.seed_learning_rate)
+                            learning_rate=cfg.update.seed_learning_rate or cfg.update.learning_rate)
             result = self._train_with_bar(job, "seed sft", train)
             metrics = {"train/seed_steps": float(result.steps), "train/seed_loss": result.train_loss}
             base = str(self.run.checkpoint(0))
@@ -239,17 +238,14 @@ class Loop:
 
     # --- helpers --------------------------------------------------------------------------
     def _job(self, model: str, dataset: Path, output_dir: Path, final_dir: Path, seed: int,
-             epochs: float | None = None, max_steps: int | None = None,
-             learning_rate: float | None = None) -> TrainJob:
+             **overrides) -> TrainJob:
+        """A training job with the run's `TrainSettings`, some overridden (seed SFT, control)."""
         u = self.cfg.update
         return TrainJob(
             model_path=model, dataset_path=str(dataset), output_dir=str(output_dir), final_dir=str(final_dir),
+            settings=TrainSettings.of(u).model_copy(update=overrides), seed=seed, dtype=self.cfg.model.dtype,
             lora=u.lora.peft_kwargs() if u.lora else None, adapter_dir=str(Path(final_dir).parent / "adapter"),
-            learning_rate=learning_rate or u.learning_rate, epochs=epochs or u.epochs,
-            max_steps=max_steps if max_steps is not None else u.max_steps, batch_size=u.batch_size,
-            grad_accum=u.grad_accum, warmup_steps=u.warmup_steps, lr_scheduler=u.lr_scheduler,
-            weight_decay=u.weight_decay, max_length=u.max_length, save_steps=u.save_steps, seed=seed,
-            dtype=self.cfg.model.dtype,
+            tokenizer_path=self.cfg.model.tokenizer,
         )
 
     def _train_with_bar(self, job: TrainJob, label: str, trainer) -> TrainResult:
@@ -259,8 +255,8 @@ class Loop:
 
 
 def _table_rows(scored: Dataset, n: int) -> list[dict]:
-    keep = ["prompt_id", "prompt", "completion", "reference_answer", "reward"]
-    keep += [c for c in scored.column_names if c.startswith(("reward/", "reason/"))]
+    keep = ["prompt_id", "prompt", "completion", "reference_answer"]
+    keep += [c for c in scored.column_names if is_score_column(c) and c != "rejected_by"]
     return scored.select(range(min(n, len(scored)))).select_columns(keep).to_list()
 
 
@@ -274,8 +270,8 @@ def summary_line(record: dict, history: list[dict]) -> str:
         parts.append(f"{key.removeprefix('eval/')} {record[key]:.3f}")
     if "control/pass@1" in record:
         parts.append(f"control {record['control/pass@1']:.3f}")
-    if "rollout/accept_rate" in record:
-        parts.append(f"accept {record['rollout/accept_rate']:.2f}")
+    if ACCEPT_RATE in record:
+        parts.append(f"accept {record[ACCEPT_RATE]:.2f}")
     if "train/examples" in record:
         parts.append(f"kept {int(record['train/examples'])}")
     if "train/steps" in record:

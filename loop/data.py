@@ -13,7 +13,7 @@ from pathlib import Path
 
 from datasets import Dataset, concatenate_datasets, load_dataset
 
-from loop.atomic import write_text
+from policies.atomic import write_text
 from loop.config import ConfigError, DataConfig
 from loop.tasks import generate_task
 from rewards import extract_answer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from loop.atomic import write_bytes
+from policies.atomic import write_bytes
 
 
 def plot_accuracy(rows: list[dict], out: Path, title: str) -> Path:

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from datasets import Dataset, concatenate_datasets
+from datasets import Dataset, Features, Value, concatenate_datasets
 
-from loop.atomic import save_parquet
+from policies.atomic import save_parquet
 from policies.engines.base import RolloutEngine, SamplingParams
+from policies.schema import PROMPT, ROLLOUT, SCORE
 from rewards import WeightedReward, score_all
 
 
@@ -37,7 +38,9 @@ def generate_shards(engine: RolloutEngine, prompts: Dataset, params: SamplingPar
         if not path.exists():
             torch.manual_seed(seed_for(seed, round_idx, out_dir.name, index))
             completions = engine.generate(rows["prompt_text"][:], params)
-            save_parquet(Dataset.from_list(_records(rows, completions, engine.generator_id, round_idx)), path)
+            records = _records(rows, completions, engine.generator_id, round_idx)
+            extra = Features({k: v for k, v in rows.features.items() if k not in PROMPT})
+            save_parquet(Dataset.from_list(records, features=Features({**ROLLOUT, **extra})), path)
         shards.append(Dataset.from_parquet(str(path)))
         advance(len(rows))
     return concatenate_datasets(shards)
@@ -47,7 +50,7 @@ def _records(rows: Dataset, completions, generator_id: str, round_idx: int) -> l
     records = []
     for row, samples in zip(rows, completions):
         # Columns beyond the canonical ones (a code problem's `tests`) ride along for the rewards.
-        extra = {k: v for k, v in row.items() if k not in _PROMPT_COLUMNS}
+        extra = {k: v for k, v in row.items() if k not in PROMPT}
         for k, c in enumerate(samples):
             records.append({
                 "round": round_idx, "prompt_id": row["prompt_id"], "sample_index": k,
@@ -57,9 +60,6 @@ def _records(rows: Dataset, completions, generator_id: str, round_idx: int) -> l
                 "finish_reason": c.finish_reason, "generator_id": generator_id, **extra,
             })
     return records
-
-
-_PROMPT_COLUMNS = {"prompt_id", "prompt", "prompt_text", "reference_answer"}
 
 
 def score(rollouts: Dataset, rewards: list[WeightedReward]) -> tuple[Dataset, dict[str, float]]:
@@ -79,7 +79,7 @@ def score(rollouts: Dataset, rewards: list[WeightedReward]) -> tuple[Dataset, di
         metrics[f"filter/{name}/accept_rate"] = passed / reached if reached else float("nan")
     if table.gates:
         metrics["filter/gates/accept_rate"] = _mean([not r for r in table.rejected_by])
-    scored = Dataset.from_dict(out)
+    scored = Dataset.from_dict(out, features=_scored_features(rollouts.features, out))
     metrics["rollout/samples"] = float(len(rollouts))
     metrics["rollout/tokens_mean"] = _mean(columns["token_count"])
     metrics["rollout/truncated_rate"] = _mean([r == "length" for r in columns["finish_reason"]])
@@ -90,3 +90,11 @@ def score(rollouts: Dataset, rewards: list[WeightedReward]) -> tuple[Dataset, di
 def _mean(values) -> float:
     present = [float(v) for v in values if v is not None]
     return sum(present) / len(present) if present else float("nan")
+
+
+def _scored_features(rollout: Features, columns: dict) -> Features:
+    """The rollout's own types, `SCORE`, and float/string per reward (a column of all-None
+    scores would otherwise be typed `null` and change type between rounds)."""
+    per_reward = {c: Value("float64") if c.startswith("reward/") else Value("string")
+                  for c in columns if c.startswith(("reward/", "reason/"))}
+    return Features({**rollout, **SCORE, **per_reward})

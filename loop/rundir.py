@@ -20,7 +20,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from loop.atomic import read_json, write_json, write_text
+from policies.atomic import read_json, write_json, write_text
 
 
 class RunLocked(RuntimeError):

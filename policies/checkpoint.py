@@ -14,7 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from loop.atomic import atomic_dir
+from policies.atomic import atomic_dir
 
 
 def read_state_dict(checkpoint_dir: Path) -> dict[str, torch.Tensor]:

@@ -16,8 +16,8 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
-from loop.atomic import atomic_dir
-from loop.config import ModelConfig, TinyModelConfig
+from policies.atomic import atomic_dir
+from policies.model_config import ModelConfig, TinyModelConfig
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "eos_token": "<eos>", "unk_token": "<unk>"}
 

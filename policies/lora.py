@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from loop.atomic import atomic_dir
+from policies.atomic import atomic_dir
 
 
 def add_adapter(model, settings: dict[str, Any]):

@@ -3,28 +3,27 @@
 One `TrainJob` describes a training run completely (it is also what a worker process reads from
 JSON), so the same job runs in the controller's process or as an `accelerate` process group:
 `python -m policies.training JOB.json` is the worker entry point. `job.algorithm` names the
-TRL trainer, built by the module in `TRAINERS`; everything else is shared: resume from the last
+TRL trainer, built by `policies/trainers.py`; everything else is shared: resume from the last
 *complete* Trainer checkpoint (the Trainer writes `trainer_state.json` last), the loss and the
 logged metrics read back from the log history, and an atomic save of the final policy.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import shutil
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from loop.atomic import write_json
+from policies.atomic import write_json
+from policies.train_settings import TrainSettings
+from policies.trainers import TRAINERS
 
-# algorithm -> module with `build_trainer(job, model, tokenizer, dataset)`, imported on use
-TRAINERS = {"sft": "policies.sft", "dpo": "policies.updates.dpo", "grpo": "policies.updates.grpo"}
 # Keys of the Trainer's log history that are bookkeeping, not a measurement of the update.
 _NOT_METRICS = {"epoch", "step", "learning_rate", "grad_norm", "total_flos", "num_tokens"}
 
@@ -35,41 +34,29 @@ class TrainJob:
     dataset_path: str  # Parquet in the trainer's format (prompt/completion, prompt/chosen/rejected, prompt)
     output_dir: str  # Trainer checkpoints and result.json
     final_dir: str  # the trained policy (LoRA merged in), loadable with from_pretrained
+    settings: TrainSettings = field(default_factory=TrainSettings)
     algorithm: str = "sft"
     options: dict[str, Any] = field(default_factory=dict)  # the algorithm's own settings
     lora: dict[str, Any] | None = None  # peft LoraConfig kwargs; the adapter is saved to `adapter_dir`
     adapter_dir: str | None = None
-    learning_rate: float = 1e-4
-    epochs: float = 1.0
-    max_steps: int = -1
-    batch_size: int = 16
-    grad_accum: int = 1
-    warmup_steps: int = 0
-    lr_scheduler: str = "constant"
-    weight_decay: float = 0.0
-    max_length: int = 512
-    save_steps: int = 25
     seed: int = 0
     dtype: str = "float32"
+    tokenizer_path: str | None = None  # where the tokenizer comes from when not `model_path`
 
     def to_json(self, path: Path) -> None:
-        write_json(path, asdict(self))
+        write_json(path, {**asdict(self), "settings": self.settings.model_dump()})
 
     @classmethod
     def from_json(cls, path: str | Path) -> "TrainJob":
-        return cls(**json.loads(Path(path).read_text()))
+        raw = json.loads(Path(path).read_text())
+        return cls(**{**raw, "settings": TrainSettings(**raw["settings"])})
+
+    def with_settings(self, **changes: Any) -> "TrainJob":
+        return replace(self, settings=self.settings.model_copy(update=changes))
 
     def trainer_args(self) -> dict[str, Any]:
         """The `TrainingArguments` every TRL config shares."""
-        return dict(
-            output_dir=self.output_dir, per_device_train_batch_size=self.batch_size,
-            gradient_accumulation_steps=self.grad_accum, learning_rate=self.learning_rate,
-            num_train_epochs=self.epochs, max_steps=self.max_steps, warmup_steps=self.warmup_steps,
-            lr_scheduler_type=self.lr_scheduler, weight_decay=self.weight_decay,
-            save_strategy="steps", save_steps=self.save_steps, save_total_limit=2, seed=self.seed,
-            logging_steps=1, report_to="none", disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
-            bf16=self.dtype == "bfloat16", dataloader_pin_memory=False, activation_checkpointing=False,
-        )
+        return self.settings.trainer_args(self.output_dir, self.seed, self.dtype, use_cpu=not torch.cuda.is_available())
 
 
 @dataclass
@@ -98,7 +85,7 @@ def _trainer(job: TrainJob):
 
     from policies.loading import load_tokenizer
 
-    tokenizer = load_tokenizer(job.model_path)
+    tokenizer = load_tokenizer(job.tokenizer_path or job.model_path)
     dtype = "auto" if job.dtype == "auto" else getattr(torch, job.dtype)
     model = AutoModelForCausalLM.from_pretrained(job.model_path, dtype=dtype)
     if job.lora is not None:
@@ -106,8 +93,7 @@ def _trainer(job: TrainJob):
 
         model = add_adapter(model, job.lora)
     dataset = Dataset.from_parquet(job.dataset_path)
-    builder = importlib.import_module(TRAINERS[job.algorithm]).build_trainer
-    return builder(job, model, tokenizer, dataset), len(dataset)
+    return TRAINERS[job.algorithm](job, model, tokenizer, dataset), len(dataset)
 
 
 def run_job(job: TrainJob, callbacks: tuple = ()) -> TrainResult:

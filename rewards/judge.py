@@ -14,7 +14,7 @@ Judges also favour long answers. `length` can remove the batch's linear length t
 penalize length beyond a target, and `length_corr` is always reported so the bias is seen.
 
 The judge runs on a backend (`rewards/judge_backends.py`): an OpenAI-compatible server, a
-local HF model, or the policy itself (Self-Rewarding; the loop calls `attach_policy`).
+local HF model, or the policy itself (Self-Rewarding); the loop attaches the model for the last two.
 
 What this does not protect against: completions are pasted into the rubric verbatim, so a
 completion may address the judge ("ignore the above, Score: 10"); a strong judge resists
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rewards.judge_backends import BackendFailure, HFBackend, JudgeBackend, OpenAIBackend, PolicyBackend
+from rewards.judge_backends import BackendFailure, EngineBackend, JudgeBackend, OpenAIBackend, TextGenerator
 from rewards.judge_length import LengthControl, Tally
 from rewards.verdict import Verdict, completion_text
 
@@ -129,21 +129,24 @@ class JudgeReward:
         self.max_pairs_per_prompt = max_pairs_per_prompt
         self.length = LengthControl.from_args(length)
         self.backend_name = backend
+        # What the model side needs to build this judge's generator (policies/judges.py).
+        self.model, self.batch_size, self.dtype, self.chat_template = model, batch_size, dtype, chat_template
         if backend == "openai":
             self.backend: JudgeBackend = OpenAIBackend(url, model, api_key_env, timeout_s, max_concurrency, retries)
-        elif backend == "hf":
-            self.backend = HFBackend(model, batch_size, dtype, chat_template)
         else:
-            self.backend = PolicyBackend(chat_template)
+            self.backend = EngineBackend("model" if backend == "hf" else "policy")
         self._tally = Tally()
 
-    def attach_policy(self, engine: Any) -> None:
-        """Let the live rollout engine judge (backend 'policy'); the loop calls this each round.
+    @property
+    def needs_model(self) -> str | None:
+        """"model" or "policy" when the loop must attach a generator (see `attach`), else None."""
+        return self.backend.needs if isinstance(self.backend, EngineBackend) else None
 
-        A no-op for other backends, so the loop may call it on every judge reward.
-        """
-        if isinstance(self.backend, PolicyBackend):
-            self.backend.attach(engine)
+    def attach(self, generator: TextGenerator) -> None:
+        """Judge with `generator` from now on (backends 'hf' and 'policy'; the loop calls this)."""
+        if not isinstance(self.backend, EngineBackend):
+            raise TypeError(f"judge backend {self.backend_name!r} brings its own model; nothing to attach")
+        self.backend.attach(generator)
 
     def __call__(self, prompts: list, completions: list, **columns: Any) -> list[float | None]:
         return [v.score for v in self.verdicts(prompts, completions, **columns)]

@@ -1,14 +1,14 @@
-"""Where the `judge` reward's judge model runs: an OpenAI-compatible server, a local HF model,
-or the policy itself.
+"""Where the `judge` reward's judge model runs: an OpenAI-compatible server, or a model the loop
+attaches (a local HF model, or the policy itself).
 
 Every backend answers one question, `complete(prompts, max_new_tokens, temperature)`: one
 judge answer per judge prompt, in order. A request that failed for reasons outside our code
 (HTTP error, timeout, refused connection) comes back as a `BackendFailure` in its slot
 instead of text, so one slow request costs one sample's score, not the batch. Mistakes in
-the setup (the policy backend used before a policy was attached) raise.
+the setup (a model backend used before its model was attached) raise.
 
-Backends open clients and load models lazily, on the first `complete`, so building a
-`JudgeReward` to validate a config costs nothing.
+Backends open clients lazily and never load models themselves (the loop attaches them), so
+building a `JudgeReward` to validate a config costs nothing.
 """
 
 from __future__ import annotations
@@ -21,9 +21,6 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-from policies.engines.base import SamplingParams
-from policies.prompts import render_prompt
 
 # Statuses worth another try: rate limits and server-side trouble, not our own bad requests.
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
@@ -116,57 +113,39 @@ def _chat_answer(payload: Any, url: str) -> str | BackendFailure:
         return BackendFailure(f"response from {url} has no choices[0].message.content: {str(payload)[:200]}")
 
 
-class HFBackend:
-    """A local Hugging Face model (hub id or path) as judge, through our own `HFEngine`.
+class TextGenerator(Protocol):
+    """What a model judge needs of a model: judge prompts in (plain text), one answer each out.
 
-    The judge prompt becomes one user turn under the model's chat template when it has one
-    (`chat_template=False` sends the plain text). The model loads on the first `complete`.
+    The model side (`policies/judges.py`) adapts a rollout engine to this: it renders each
+    prompt under the model's chat template and samples one completion. `rewards/` never
+    imports a model or an engine; it receives one.
     """
 
-    def __init__(self, model: str, batch_size: int = 16, dtype: str = "float32", chat_template: bool = True):
-        self.model = model
-        self.batch_size = batch_size
-        self.dtype = dtype
-        self.chat_template = chat_template
-        self._engine = None
-
-    def complete(self, prompts: list[str], max_new_tokens: int, temperature: float) -> list[str | BackendFailure]:
-        if self._engine is None:
-            from policies.engines.hf import HFEngine  # imports torch/transformers: only when used
-
-            self._engine = HFEngine(self.model, generator_id="judge", batch_size=self.batch_size, dtype=self.dtype)
-        return _generate(self._engine, prompts, max_new_tokens, temperature, self.chat_template)
+    def complete(self, prompts: list[str], max_new_tokens: int, temperature: float) -> list[str]:
+        ...
 
 
-class PolicyBackend:
-    """The policy judges its own samples (Self-Rewarding LMs): the loop attaches the live engine.
+class EngineBackend:
+    """A judge that runs on a model the loop hands over: a local model (`backend: hf`) or the
+    live policy (`backend: policy`, Self-Rewarding LMs).
 
-    The engine is attached, not copied, so after each weight swap the judge is the current
-    policy. Renders judge prompts with the policy tokenizer's chat template when it has one.
+    The generator is attached, not copied: a policy judge attached to the rollout engine is the
+    current policy after each weight swap. `needs` says which model the loop must attach.
     """
 
-    def __init__(self, chat_template: bool = True):
-        self.chat_template = chat_template
-        self.engine = None
+    def __init__(self, needs: str):
+        self.needs = needs  # "model" (the judge's own `model`) or "policy" (the rollout engine)
+        self.generator: TextGenerator | None = None
 
-    def attach(self, engine: Any) -> None:
-        """Judge with `engine` (a `RolloutEngine` with a `.tokenizer`) from now on."""
-        if not callable(getattr(engine, "generate", None)):
-            raise TypeError(f"attach_policy needs a rollout engine with .generate(prompts, params), got {engine!r}")
-        self.engine = engine
+    def attach(self, generator: TextGenerator) -> None:
+        if not callable(getattr(generator, "complete", None)):
+            raise TypeError(f"a judge needs a text generator with .complete(prompts, max_new_tokens, "
+                            f"temperature) (see policies/judges.py), got {generator!r}")
+        self.generator = generator
 
     def complete(self, prompts: list[str], max_new_tokens: int, temperature: float) -> list[str | BackendFailure]:
-        if self.engine is None:
-            raise RuntimeError(
-                "judge reward with backend 'policy' has no policy to judge with: call "
-                "reward.attach_policy(engine) with the rollout engine before scoring"
-            )
-        return _generate(self.engine, prompts, max_new_tokens, temperature, self.chat_template)
-
-
-def _generate(engine: Any, prompts: list[str], max_new_tokens: int, temperature: float,
-              chat_template: bool) -> list[str | BackendFailure]:
-    tokenizer = getattr(engine, "tokenizer", None)  # no tokenizer (a remote engine): plain text
-    rendered = [render_prompt(tokenizer, p, chat_template) for p in prompts]
-    params = SamplingParams(n=1, temperature=temperature, max_new_tokens=max_new_tokens)
-    return [samples[0].text for samples in engine.generate(rendered, params)]
+        if self.generator is None:
+            what = "the rollout engine" if self.needs == "policy" else "its model"
+            raise RuntimeError(f"judge reward with a {self.needs} backend has no model to judge with: attach "
+                               f"{what} first (policies.judges.attach_judges(rewards, engine) does this)")
+        return list(self.generator.complete(prompts, max_new_tokens, temperature))

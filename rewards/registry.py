@@ -12,11 +12,14 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import Field, ValidationInfo, field_validator
+
 from rewards.code import CodeReward
 from rewards.filters import LengthReward, MajorityReward, RepetitionReward
 from rewards.format import FormatReward
 from rewards.judge import JudgeReward
 from rewards.math import MathReward
+from rewards.section import Section
 from rewards.steps import StepsReward
 
 BUILTIN_REWARDS: dict[str, Callable[..., Callable]] = {
@@ -90,3 +93,34 @@ def _unknown(name: str, why: str) -> str:
         "(or 'package.module.function'); it must accept (prompts, completions, **columns) "
         "and return one float or None per completion."
     )
+
+
+class RewardSpec(Section):
+    """One entry of the run's `rewards` list: which reward, its weight, arguments and gate."""
+
+    name: str
+    weight: float = 1.0
+    args: dict[str, Any] = {}
+    gate: float | None = Field(None, description="Reject samples scoring below this here: a filter stage.")
+    label: str | None = Field(None, description="Name in metrics; defaults to `name` (needed when one reward appears twice).")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in BUILTIN_REWARDS:
+            build_reward(name)  # imports a user's function; raises with the list of built-ins
+        return name
+
+    @field_validator("args")
+    @classmethod
+    def _buildable(cls, args: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # Building a reward is cheap by contract (models, clients and worker processes start on
+        # first use), so building one here turns a bad argument or a missing API key into a
+        # config error before round 1.
+        if "name" in info.data:
+            build_reward(info.data["name"], **args)
+        return args
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from loop.config import ModelConfig, TinyModelConfig
+from policies.model_config import ModelConfig, TinyModelConfig
 
 TINY = ModelConfig(tiny=TinyModelConfig(num_layers=1, hidden_size=32, num_heads=2, intermediate_size=64))
 

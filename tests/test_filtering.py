@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from datasets import Dataset
 
-from loop.config import DifficultyBand
+from policies.updates.config import DifficultyBand
 from policies.updates.rft import difficulty_accept_rate, filter_metrics, select_accepted, to_examples
 
 
@@ -59,7 +59,6 @@ def test_filter_metrics():
     ])
     kept, dropped = select_accepted(rollouts, threshold=1.0, max_per_prompt=2, dedup=True)
     assert filter_metrics(rollouts, kept, dropped) == {
-        "rollout/accept_rate": 3 / 8,
         "rollout/prompt_solve_rate": 2 / 3,
         "filter/kept": 3.0,
         "filter/stack/accept_rate": 3 / 8,

@@ -9,7 +9,7 @@ import pytest
 from datasets import Dataset
 
 from loop.cli import main
-from loop.config import UpdateConfig
+from policies.updates.config import UpdateConfig
 from policies.updates.base import BuildContext
 from policies.updates.star import STaR
 from test_loop import write_config
@@ -93,7 +93,7 @@ def test_local_model_path_and_dataset_directory(tmp_path: Path):
     """The real-user path: `model.name` is a saved model directory, `data.dataset` is loaded with
     `datasets.load_dataset` (a local directory here: nothing can be downloaded) with a column
     mapping, GSM8K-style solutions, and the dataset's own test split held out."""
-    from loop.config import ModelConfig, TinyModelConfig
+    from policies.model_config import ModelConfig, TinyModelConfig
     from policies.loading import build_tiny
 
     model_dir = build_tiny(ModelConfig(tiny=TinyModelConfig(num_layers=1, hidden_size=32, num_heads=2,

@@ -20,6 +20,7 @@ from openai_server import OpenAITestServer, hf_responder
 
 from policies.engines.base import SamplingParams
 from policies.engines.hf import HFEngine
+from policies.judges import attach_judges
 from rewards.judge import JudgeReward, PairVerdict
 from rewards.judge_backends import OpenAIBackend
 from rewards.judge_length import LengthControl, pearson
@@ -293,22 +294,27 @@ PROBLEMS, ANSWERS = ["1+1?", "1+1?", "2+5?", "9-3?"], ["2", "It is 2.", "7", "fi
 def test_hf_backend_tiny_model(tiny_model_dir):
     judge = JudgeReward(backend="hf", model=str(tiny_model_dir), rubric=TINY_RUBRIC, pattern=r"(\d)",
                         scale=[0, 9], max_new_tokens=8)
-    assert judge.backend._engine is None  # nothing loaded until first use
+    assert judge.needs_model == "model"
+    with pytest.raises(RuntimeError, match="attach"):  # rewards/ never loads a model itself
+        judge(PROBLEMS, ANSWERS)
+    attach_judges([judge], policy=None)
+    assert judge.backend.generator._engine is None  # nothing loaded until first use
     verdicts = judge.verdicts(PROBLEMS, ANSWERS)
     check_noise_plumbing(judge, verdicts, calls=4)
 
 
 def test_policy_backend_needs_attach_then_judges(engine):
     judge = JudgeReward(backend="policy", rubric=TINY_RUBRIC, pattern=r"(\d)", scale=[0, 9], max_new_tokens=8)
-    with pytest.raises(RuntimeError, match="attach_policy"):
+    attach_judges([judge], policy=None)  # no policy engine yet: stays unattached
+    with pytest.raises(RuntimeError, match="rollout engine"):
         judge(PROBLEMS, ANSWERS)
-    with pytest.raises(TypeError, match="rollout engine"):
-        judge.attach_policy(object())
-    judge.attach_policy(engine)
+    with pytest.raises(TypeError, match="text generator"):
+        judge.attach(object())
+    attach_judges([judge], policy=engine)
     check_noise_plumbing(judge, judge.verdicts(PROBLEMS, ANSWERS), calls=4)
     pairwise = JudgeReward(backend="policy", mode="pairwise", rubric="Q:{prompt} A:{a} B:{b} W:",
                            pattern=r"([AB12])", max_new_tokens=8)
-    pairwise.attach_policy(engine)
+    attach_judges([pairwise], policy=engine)
     check_noise_plumbing(pairwise, pairwise.verdicts(PROBLEMS, ANSWERS), calls=2)  # one pair, both orders
 
 
@@ -364,7 +370,10 @@ def test_constructor_is_cheap_and_names_itself():
     JudgeReward(backend="hf", model="/no/such/model")  # not loaded until used
     assert time.perf_counter() - start < 0.5
     assert judge.__name__ == "judge" and JudgeReward.cost == 3
-    judge.attach_policy(object())  # other backends ignore the policy
+    attach_judges([judge], policy=object())  # an openai judge brings its own model
+    assert judge.needs_model is None
+    with pytest.raises(TypeError, match="brings its own model"):
+        judge.attach(object())
 
 
 @pytest.mark.parametrize("module_name", ["rewards.judge", "rewards.judge_length"])

@@ -71,7 +71,7 @@ def test_two_round_run_writes_the_documented_layout(reference: Path):
     assert [r["round"] for r in rows] == [0, 1, 2]
     for key in ("eval/pass@1", "eval/pass@2", "eval/maj@2", "control/pass@1"):
         assert all(0.0 <= r[key] <= 1.0 for r in rows), key
-    for key in ("rollout/accept_rate", "reward/math/mean", "train/steps", "train/examples"):
+    for key in ("filter/stack/accept_rate", "reward/math/mean", "train/steps", "train/examples"):
         assert all(key in r for r in rows[1:]), key
     times = json.loads((reference / "metrics.jsonl").read_text().splitlines()[1])
     assert {f"time/{p}_s" for p in ("generate", "reward", "filter", "train", "swap", "evaluate")} <= set(times)

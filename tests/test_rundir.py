@@ -14,7 +14,7 @@ import pytest
 import yaml
 from datasets import Dataset
 
-from loop.atomic import atomic_dir, read_json, save_parquet, write_bytes, write_json, write_text, write_yaml
+from policies.atomic import atomic_dir, read_json, save_parquet, write_bytes, write_json, write_text, write_yaml
 from loop.rundir import RunDir, RunLocked, RunState
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,10 @@ import math
 import pytest
 from datasets import Dataset
 
-from loop.config import ConfigError, RewardSpec, RolloutConfig, UpdateConfig, load_config
+from loop.config import ConfigError, load_config
+from policies.engines.config import RolloutConfig
+from policies.updates.config import UpdateConfig
+from rewards.registry import RewardSpec
 from policies.updates import BuildContext
 from policies.updates.dpo import DPO, build_pairs
 from policies.updates.grpo import GRPO, signal_prompts, trl_totals
@@ -105,7 +108,7 @@ def test_dpo_ranks_by_one_reward_when_asked():
     examples, metrics = DPO(cfg).build_examples(data, CTX)
     assert examples.column_names == ["prompt", "chosen", "rejected", "prompt_id"]
     assert (examples["chosen"][0], examples["rejected"][0]) == ("b", "a")  # the judge's order, not the total's
-    assert metrics["dpo/pairs"] == 1.0 and metrics["rollout/accept_rate"] == 1.0
+    assert metrics["dpo/pairs"] == 1.0 and metrics["filter/stack/accept_rate"] == 1.0
 
 
 # --- GRPO -----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,8 @@ class Completion:
 
 
 class RolloutEngine(Protocol):
-    generator_id: str
+    generator_id: str  # which policy is loaded (e.g. "round_003"); stored with every rollout
+    tokenizer: Any  # the policy's tokenizer: prompts are rendered with its chat template
 
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
         """`params.n` completions for each rendered prompt, in prompt order."""

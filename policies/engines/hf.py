@@ -41,8 +41,8 @@ class _LogprobRecorder(LogitsProcessor):
 
 class HFEngine:
     def __init__(self, model_path: str | Path, generator_id: str, batch_size: int = 256,
-                 dtype: str = "float32", device: str | None = None):
-        self.tokenizer = load_tokenizer(model_path)
+                 dtype: str = "float32", device: str | None = None, tokenizer_path: str | Path | None = None):
+        self.tokenizer = load_tokenizer(tokenizer_path or model_path)
         self.tokenizer.padding_side = "left"  # decoder-only models generate after the prompt
         self.model = load_model(model_path, dtype=dtype, device=device)
         self.batch_size = batch_size

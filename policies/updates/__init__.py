@@ -1,6 +1,9 @@
 """Update algorithms, one module each, chosen by `update.algorithm`."""
 
-from loop.config import RewardSpec, RolloutConfig, UpdateConfig
+from policies.engines.config import RolloutConfig
+from policies.updates.config import UpdateConfig
+from rewards.registry import RewardSpec
+from policies.schema import ACCEPT_RATE
 from policies.updates.base import BuildContext, UpdateAlgorithm
 from policies.updates.dpo import DPO
 from policies.updates.grpo import GRPO
@@ -18,4 +21,4 @@ def build_algorithm(cfg: UpdateConfig, rewards: list[RewardSpec], rollout: Rollo
     return ALGORITHMS[cfg.algorithm](cfg)
 
 
-__all__ = ["ALGORITHMS", "BuildContext", "UpdateAlgorithm", "build_algorithm"]
+__all__ = ["ACCEPT_RATE", "ALGORITHMS", "BuildContext", "UpdateAlgorithm", "build_algorithm"]

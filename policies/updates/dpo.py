@@ -20,9 +20,10 @@ from dataclasses import replace
 
 from datasets import Dataset
 
-from loop.config import UpdateConfig
+from policies.updates.config import UpdateConfig
 from policies.launch import train
 from policies.training import TrainJob, TrainResult
+from policies.schema import ACCEPT_RATE, DPO_PAIR
 from policies.updates.base import BuildContext
 
 GATED = float("-inf")  # the rank of a sample a gate rejected
@@ -77,22 +78,12 @@ class DPO:
         metrics = {"dpo/pairs": float(len(pairs)),
                    "dpo/prompts_with_pairs": float(len({p["prompt_id"] for p in pairs})),
                    "dpo/margin_mean": sum(finite) / len(finite) if finite else float("nan"),
-                   "rollout/accept_rate": used, "filter/stack/accept_rate": used}
+                   ACCEPT_RATE: used}
         for rule in ("all_equal", "no_margin", "unscored"):
             metrics[f"filter/dropped_{rule}"] = float(dropped.get(rule, 0))
-        columns = ["prompt", "chosen", "rejected", "prompt_id"]
-        return Dataset.from_dict({c: [p[c] for p in pairs] for c in columns}), metrics
+        return Dataset.from_dict({c: [p[c] for p in pairs] for c in DPO_PAIR}, features=DPO_PAIR), metrics
 
     def train(self, job: TrainJob, num_processes: int, callbacks: tuple = ()) -> TrainResult:
         options = self.cfg.dpo.model_dump(include={"beta", "loss_type", "loss_weights"})
         return train(replace(job, algorithm="dpo", options=options), num_processes, callbacks)
 
-
-def build_trainer(job: TrainJob, model, tokenizer, dataset):
-    from trl import DPOConfig, DPOTrainer
-
-    args = DPOConfig(**job.trainer_args(), max_length=job.max_length, **job.options)
-    # ref_model=None: TRL loads the reference from the policy's own path (this round's start),
-    # or, with a LoRA adapter, disables the adapter to get it back.
-    return DPOTrainer(model=model, args=args, train_dataset=dataset.remove_columns("prompt_id"),
-                      processing_class=tokenizer)

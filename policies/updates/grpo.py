@@ -17,16 +17,13 @@ from dataclasses import replace
 
 from datasets import Dataset
 
-from loop.config import RewardSpec, RolloutConfig, UpdateConfig
+from policies.engines.config import RolloutConfig
+from policies.updates.config import UpdateConfig
+from rewards.registry import RewardSpec
 from policies.launch import train
 from policies.training import TrainJob, TrainResult
+from policies.schema import ACCEPT_RATE, prompt_own_columns
 from policies.updates.base import BuildContext
-
-# Columns a rollout row has per sample (or the loop adds); everything else is the prompt's own
-# (`reference_answer`, a code problem's `tests`) and goes to the reward functions as in the loop.
-_SAMPLE_COLUMNS = {"round", "sample_index", "prompt_text", "completion", "token_count", "sum_logprob",
-                   "finish_reason", "generator_id", "reward", "rejected_by"}
-
 
 def trl_totals(scored: Dataset, weights: dict[str, float]) -> list[float]:
     """Each sample's reward as `GRPOTrainer` computes it: the weighted sum of the present scores."""
@@ -61,11 +58,13 @@ class GRPO:
         per_step = self.cfg.grpo.prompts_per_step
         padded = [kept[i % len(kept)] for i in range(-(-len(kept) // per_step) * per_step)] if kept else []
         rows = scored.select([first[pid] for pid in padded])
-        own = [c for c in scored.column_names if c not in _SAMPLE_COLUMNS and not c.startswith(("reward/", "reason/"))]
+        # The prompt's own columns (`reference_answer`, a code problem's `tests`) go to the reward
+        # functions as in the loop; the trainer's `prompt` is the rendered text.
+        own = [c for c in prompt_own_columns(scored.column_names) if c != "prompt_text"]
         examples = rows.select_columns(own).rename_column("prompt", "problem").add_column("prompt", rows["prompt_text"][:])
         metrics = {"grpo/signal_prompts": float(len(kept)),
                    "grpo/dropped_all_equal_prompts": float(len(first) - len(kept)),
-                   "filter/stack/accept_rate": len(kept) / max(len(first), 1)}
+                   ACCEPT_RATE: _samples_of(set(kept), prompt_ids) / max(len(prompt_ids), 1)}
         return examples, metrics
 
     def train(self, job: TrainJob, num_processes: int, callbacks: tuple = ()) -> TrainResult:
@@ -81,17 +80,11 @@ class GRPO:
             "rewards": [spec.model_dump() for spec in self.rewards],
         }
         per_device = g.prompts_per_step * ro.n // num_processes
-        job = replace(job, algorithm="grpo", options=options, batch_size=per_device, grad_accum=1, max_steps=steps)
+        job = replace(job.with_settings(batch_size=per_device, grad_accum=1, max_steps=steps), algorithm="grpo",
+                      options=options)
         return train(job, num_processes, callbacks)
 
 
-def build_trainer(job: TrainJob, model, tokenizer, dataset):
-    from trl import GRPOConfig, GRPOTrainer
 
-    from rewards import WeightedReward, as_trl, build_reward
-
-    specs = [RewardSpec(**spec) for spec in job.options["rewards"]]
-    funcs, weights = as_trl([WeightedReward(s.key, build_reward(s.name, **s.args), s.weight) for s in specs])
-    args = GRPOConfig(**job.trainer_args(), **job.options["trl"], reward_weights=weights, shuffle_dataset=True)
-    tokenizer.padding_side = "left"
-    return GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=tokenizer)
+def _samples_of(prompts: set[str], prompt_ids: list[str]) -> int:
+    return sum(pid in prompts for pid in prompt_ids)

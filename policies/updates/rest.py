@@ -14,8 +14,8 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from loop.atomic import atomic_dir, save_parquet
-from loop.config import UpdateConfig
+from policies.atomic import atomic_dir, save_parquet
+from policies.updates.config import UpdateConfig
 from policies.launch import train
 from policies.training import TrainJob, TrainResult
 from policies.updates.base import BuildContext

@@ -12,9 +12,10 @@ from collections import Counter
 
 from datasets import Dataset
 
-from loop.config import DifficultyBand, UpdateConfig
+from policies.updates.config import DifficultyBand, UpdateConfig
 from policies.launch import train
 from policies.training import TrainJob, TrainResult
+from policies.schema import ACCEPT_RATE, SFT_EXAMPLE
 from policies.updates.base import BuildContext
 
 
@@ -58,10 +59,9 @@ def filter_metrics(scored: Dataset, kept: list[int], dropped: dict) -> dict[str,
     solved = {prompt_ids[i] for i in kept}
     total = max(len(scored), 1)
     metrics = {
-        "rollout/accept_rate": len(kept) / total,
         "rollout/prompt_solve_rate": len(solved) / max(len(prompts), 1),
         "filter/kept": float(len(kept)),
-        "filter/stack/accept_rate": len(kept) / total,  # every gate, threshold, band, dedup and cap
+        ACCEPT_RATE: len(kept) / total,  # see policies/schema.py
     }
     for rule in ("below_threshold", "out_of_band", "duplicate", "over_cap"):
         metrics[f"filter/dropped_{rule}"] = float(dropped.get(rule, 0))
@@ -79,7 +79,7 @@ def difficulty_accept_rate(scored: Dataset, threshold: float, band: DifficultyBa
 def to_examples(scored: Dataset, rows: list[int]) -> Dataset:
     picked = scored.select(rows)
     return Dataset.from_dict({"prompt": picked["prompt_text"][:], "completion": picked["completion"][:],
-                              "prompt_id": picked["prompt_id"][:]})
+                              "prompt_id": picked["prompt_id"][:]}, features=SFT_EXAMPLE)
 
 
 class RFT:

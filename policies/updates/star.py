@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datasets import Dataset, concatenate_datasets
 
-from loop.config import UpdateConfig
+from policies.updates.config import UpdateConfig
 from policies.launch import train
 from policies.training import TrainJob, TrainResult
+from policies.schema import PROMPT
 from policies.updates.base import BuildContext
 from policies.updates.rft import RFT, select_accepted, to_examples
 
@@ -49,8 +50,7 @@ class STaR:
         for i, pid in enumerate(scored["prompt_id"][:]):
             if pid not in solved and pid not in first:
                 first[pid] = i
-        cols = ["prompt_id", "prompt", "prompt_text", "reference_answer"]
-        return scored.select(sorted(first.values())).select_columns(cols)
+        return scored.select(sorted(first.values())).select_columns(list(PROMPT))
 
     def train(self, job: TrainJob, num_processes: int, callbacks: tuple = ()) -> TrainResult:
         return train(job, num_processes, callbacks)

@@ -10,7 +10,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from loop.section import Section
+from policies.train_settings import TrainSettings
+from rewards.section import Section
 
 SFT_STYLE = ("rft", "star", "rest", "rest_em")
 
@@ -87,7 +88,10 @@ class LoraSettings(Section):
                 "target_modules": self.target_modules}
 
 
-class UpdateConfig(Section):
+class UpdateConfig(TrainSettings):
+    """The `update` section: the algorithm and its filter, plus the `TrainSettings` fields
+    (learning_rate, epochs, batch_size, ...) every training job of the run uses."""
+
     algorithm: Literal["rft", "star", "rest", "rest_em", "dpo", "grpo"] = "rft"
     init: Literal["previous", "base"] | None = Field(None, description="base: restart each round from round 0; default: base for rest_em, else previous.")
     threshold: float = Field(1.0, description="Keep samples whose total reward is >= threshold.")
@@ -95,16 +99,6 @@ class UpdateConfig(Section):
     dedup: bool = True
     difficulty: DifficultyBand | None = Field(None, description="Pass-rate band of prompts to train on, e.g. {lo: 0.2, hi: 0.8}.")
     replay_fraction: float = Field(0.0, ge=0, lt=1, description="Share of each SFT round's examples drawn from the seed set.")
-    learning_rate: float = Field(1e-4, gt=0)
-    epochs: float = Field(1.0, gt=0)
-    max_steps: int = Field(-1, description="Caps optimizer steps per round; -1 = by epochs.")
-    batch_size: int = Field(16, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    warmup_steps: int = Field(0, ge=0)
-    lr_scheduler: str = "constant"
-    weight_decay: float = 0.0
-    max_length: int = Field(512, ge=8)
-    save_steps: int = Field(25, ge=1, description="Trainer checkpoint interval: training resumes from the last.")
     num_processes: int = Field(1, ge=1, description=">1 launches the update with accelerate.")
     seed_epochs: float = Field(0.0, ge=0, description="Initial SFT on data.seed_path that makes round 0.")
     seed_learning_rate: float | None = Field(None, gt=0, description="Learning rate of that SFT; defaults to learning_rate.")
