@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from loop.retention import StorageConfig
 from policies.engines.config import RolloutConfig
 from policies.model_config import ModelConfig
 from policies.updates.config import UpdateConfig
@@ -115,6 +116,7 @@ class LoopConfig(Section):
     eval: EvalConfig = EvalConfig()
     control: ControlConfig = ControlConfig()
     tracking: TrackingConfig = TrackingConfig()
+    storage: StorageConfig = StorageConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> "LoopConfig":

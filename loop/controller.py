@@ -25,6 +25,7 @@ from loop.config import LoopConfig
 from loop.data import TaskData, load_task_data, round_prompts
 from loop.evaluate import evaluate
 from loop.progress import BarCallback, phase_bar
+from loop.retention import prune_old_policies, prune_trainer_checkpoints
 from loop.rollouts import generate_shards, score, seed_for
 from loop.rundir import RunDir, RunState
 from loop.tracking import Tracker
@@ -42,6 +43,7 @@ from rewards import build_reward
 
 INIT_PHASES = ("init", "evaluate", "control")
 ROUND_PHASES = ("generate", "reward", "filter", "train", "swap", "evaluate", "control")
+TRAINING_PHASES = {"init": "train", "train": "train", "control": "control"}  # phase -> its jobs' dir
 
 
 class Loop:
@@ -87,6 +89,9 @@ class Loop:
         self.state.round, self.state.phase = r, phase
         self.state.history.append(f"{r}/{phase}")
         self.run.save_state(self.state)
+        if phase in TRAINING_PHASES:  # recorded: its Trainer checkpoints are never read again
+            job_dir = self.run.round_dir(r) / TRAINING_PHASES[phase]
+            prune_trainer_checkpoints(job_dir, self.cfg.storage.trainer_checkpoints)
 
     def _finish_round(self, r: int) -> None:
         record = self.run.round_metrics(r)
@@ -96,6 +101,10 @@ class Loop:
         self.console.print(summary_line(record, self.run.read_metrics()), soft_wrap=True)
         self.state.round, self.state.phase = r + 1, None
         self.run.save_state(self.state)
+        if self.cfg.storage.policies is not None:
+            in_use = {Path(p).resolve() for p in (self.state.generator, self.state.policies.get(str(r)),
+                                                  self.state.controls.get(str(r))) if p}
+            prune_old_policies([self.run.round_dir(i) for i in range(r + 1)], self.cfg.storage.policies, in_use)
 
     def _start_engine(self) -> None:
         self.engine = build_engine(self.cfg.rollout, self.cfg.model, self.state.generator, self.state.generator_id)

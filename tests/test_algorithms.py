@@ -12,7 +12,7 @@ from datasets import Dataset
 from safetensors import safe_open
 
 from loop.cli import main
-from test_loop import _kill_when, _launch, _state, comparable, write_config
+from conftest import comparable, kill_when, launch, read_state, write_config
 
 # A tiny random model is rarely right, so the DPO/GRPO runs also reward length: samples differ.
 VARIED = [{"name": "math"}, {"name": "length", "weight": 0.5, "args": {"min_tokens": 12}}]
@@ -49,10 +49,10 @@ def test_rest_runs_one_improve_step_per_threshold(tmp_path: Path):
 
 def test_rest_em_retrains_from_the_base_model_each_round(tmp_path: Path):
     run_dir = run(tmp_path, rounds=2, update__algorithm="rest_em", update__max_per_prompt=1)
-    policies = _state(run_dir)["policies"]
+    policies = read_state(run_dir)["policies"]
     assert job(run_dir, 1)["model_path"] == job(run_dir, 2)["model_path"] == policies["0"]
     assert all(r["filter/dropped_over_cap"] > 0 for r in rounds(run_dir)[1:])  # K = 1 of 2 samples
-    assert _state(run_dir)["generator_id"] == "round_002"
+    assert read_state(run_dir)["generator_id"] == "round_002"
 
 
 def test_dpo_round_trains_on_pairs_against_the_round_start_policy(tmp_path: Path):
@@ -61,7 +61,7 @@ def test_dpo_round_trains_on_pairs_against_the_round_start_policy(tmp_path: Path
     pairs = Dataset.from_parquet(str(run_dir / "round_001" / "train" / "examples.parquet"))
     assert last["dpo/pairs"] == len(pairs) > 0 and last["train/steps"] > 0
     assert {"train/rewards/margins", "train/rewards/accuracies"} <= set(last)  # TRL's DPO logs
-    assert job(run_dir, 1)["model_path"] == _state(run_dir)["policies"]["0"]  # also the reference
+    assert job(run_dir, 1)["model_path"] == read_state(run_dir)["policies"]["0"]  # also the reference
     assert job(run_dir, 1)["options"]["loss_type"] == ["sigmoid", "sft"]
 
 
@@ -96,13 +96,13 @@ def test_lora_saves_an_adapter_per_round_and_swaps_in_the_merged_policy(lora_ref
             assert f.keys() and all("lora_" in k for k in f.keys())
         with safe_open(str(lora_reference / f"round_{r:03d}" / "checkpoint" / "model.safetensors"), "pt") as f:
             assert not any("lora_" in k for k in f.keys())  # merged: plain weights for the engine
-    assert _state(lora_reference)["generator_id"] == "round_002"
+    assert read_state(lora_reference)["generator_id"] == "round_002"
 
 
 def test_lora_run_killed_mid_training_resumes_to_the_same_metrics(tmp_path: Path, lora_reference: Path):
     run_dir = tmp_path / "runs" / "tiny"
     train = run_dir / "round_001" / "train"
-    _kill_when(_launch(_lora(tmp_path)), lambda: any(train.glob("checkpoint-*/adapter_model.safetensors")))
+    kill_when(launch(_lora(tmp_path)), lambda: any(train.glob("checkpoint-*/adapter_model.safetensors")))
     assert not (train / "result.json").exists(), "the kill landed after training"
     assert main(["resume", str(run_dir)]) == 0
     # Equal to ~1e-5, not bit for bit as a full-weight resume is: peft reloads the adapter from
@@ -120,4 +120,4 @@ def test_dpo_and_grpo_rounds_with_two_processes(tmp_path: Path, algorithm: str):
     last = rounds(run_dir)[-1]
     assert last["train/steps"] > 0 and job(run_dir, 1)["algorithm"] == algorithm
     assert (run_dir / "round_001" / "checkpoint" / "model.safetensors").exists()
-    assert _state(run_dir)["generator_id"] == "round_001"
+    assert read_state(run_dir)["generator_id"] == "round_001"

@@ -12,7 +12,7 @@ from loop.cli import main
 from policies.updates.config import UpdateConfig
 from policies.updates.base import BuildContext
 from policies.updates.star import STaR
-from test_loop import write_config
+from conftest import TINY, write_config
 
 
 def test_wandb_offline_run_is_written_and_resumed_into_the_same_run(tmp_path: Path, monkeypatch):
@@ -35,7 +35,7 @@ def test_wandb_offline_run_is_written_and_resumed_into_the_same_run(tmp_path: Pa
 def test_update_with_two_processes(tmp_path: Path):
     """`update.num_processes: 2` runs the update as an accelerate process group (gloo on CPU)."""
     config = write_config(tmp_path, rounds=1, control={"enabled": False},
-                          update={**json.loads(json.dumps(__import__("test_loop").TINY["update"])),
+                          update={**json.loads(json.dumps(TINY["update"])),
                                   "num_processes": 2})
     assert main(["run", str(config)]) == 0
     train = tmp_path / "runs" / "tiny" / "round_001" / "train"

@@ -9,54 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from conftest import comparable, kill_when, launch, read_state, write_config
 from loop.cli import main
-
-TINY = {
-    "name": "tiny",
-    "seed": 3,
-    "rounds": 2,
-    "model": {"tiny": {"arch": "qwen2", "num_layers": 1, "hidden_size": 32, "num_heads": 2,
-                       "intermediate_size": 64}},
-    "data": {"task": {"train_size": 64, "eval_size": 12, "seed_size": 16, "num_operands": 2, "max_operand": 9},
-             "prompts_per_round": 16},
-    "rollout": {"n": 2, "max_new_tokens": 24, "batch_size": 8, "prompts_per_shard": 1},
-    # threshold 0 keeps every sample, so every round trains (a random tiny model is rarely right)
-    "update": {"threshold": 0.0, "max_per_prompt": 2, "batch_size": 4, "save_steps": 1, "seed_epochs": 1,
-               "learning_rate": 1e-3},
-    "eval": {"k": 2},
-    "control": {"enabled": True},
-    "tracking": {"wandb": False},
-}
-
-
-def write_config(tmp_path: Path, **changes) -> Path:
-    cfg = json.loads(json.dumps(TINY))
-    cfg["runs_dir"] = str(tmp_path / "runs")
-    for dotted, value in changes.items():
-        node = cfg
-        *parents, leaf = dotted.split("__")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def comparable(run_dir: Path) -> list[dict]:
-    """metrics.jsonl without wall-clock values, which legitimately differ between runs."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in row.items() if not k.startswith("time/") and k != "swap/seconds"} for row in rows]
-
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
@@ -97,32 +56,6 @@ def test_rollouts_record_provenance(reference: Path):
     assert {"reward", "reward/math", "reason/math"} <= set(scored.column_names)
 
 
-def _launch(config: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "loop", "run", str(config)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def _kill_when(proc: subprocess.Popen, ready, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if proc.poll() is not None:
-            pytest.fail(f"loop exited ({proc.returncode}) before the kill point: {proc.stderr.read()[-2000:]}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("the kill point was never reached")
-        time.sleep(0.002)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
-def _state(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / "state.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def _kill_points(run_dir: Path):
     rollouts = run_dir / "round_001" / "rollouts"
     train = run_dir / "round_001" / "train"
@@ -131,8 +64,8 @@ def _kill_points(run_dir: Path):
                      lambda: len(list(rollouts.glob("shard_*.parquet"))) < 16),
         "train": (lambda: any(train.glob("checkpoint-*/trainer_state.json")),
                   lambda: not (train / "result.json").exists()),
-        "between phases": (lambda: _state(run_dir).get("phase") == "reward" and _state(run_dir)["round"] == 1,
-                           lambda: _state(run_dir).get("round") == 1),
+        "between phases": (lambda: read_state(run_dir).get("phase") == "reward" and read_state(run_dir)["round"] == 1,
+                           lambda: read_state(run_dir).get("round") == 1),
     }
 
 
@@ -141,13 +74,13 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path, reference
     config = write_config(tmp_path)
     run_dir = tmp_path / "runs" / "tiny"
     ready, still_inside = _kill_points(run_dir)[where]
-    _kill_when(_launch(config), ready)
+    kill_when(launch(config), ready)
     assert still_inside(), f"the kill landed after {where}"
-    assert not _state(run_dir).get("done")
+    assert not read_state(run_dir).get("done")
 
     assert main(["resume", str(run_dir)]) == 0
     assert comparable(run_dir) == comparable(reference)
-    assert _state(run_dir)["done"]
+    assert read_state(run_dir)["done"]
 
 
 def test_status_says_where_a_run_stands(reference: Path, capsys):
