@@ -102,6 +102,9 @@ def run_job(job: TrainJob, callbacks: tuple = ()) -> TrainResult:
 
     trainer, examples = _trainer(job)
     trainer.remove_callback(PrinterCallback)  # the controller reports; no per-step log dicts
+    # TRL writes a Hub model card into every checkpoint and asks the loop's W&B run for its URL
+    # each time (a console warning per checkpoint when offline); the loop never pushes to the Hub.
+    trainer.create_model_card = lambda *args, **kwargs: None
     for callback in callbacks:
         trainer.add_callback(callback)
     resume = last_complete_checkpoint(Path(job.output_dir))

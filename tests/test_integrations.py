@@ -15,7 +15,7 @@ from policies.updates.star import STaR
 from conftest import TINY, write_config
 
 
-def test_wandb_offline_run_is_written_and_resumed_into_the_same_run(tmp_path: Path, monkeypatch):
+def test_wandb_offline_run_is_written_and_resumed_into_the_same_run(tmp_path: Path, monkeypatch, capfd):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     config = write_config(tmp_path, rounds=1, tracking={"wandb": True, "group": "g", "tags": ["t"]},
@@ -24,6 +24,7 @@ def test_wandb_offline_run_is_written_and_resumed_into_the_same_run(tmp_path: Pa
     run_dir = tmp_path / "runs" / "tiny"
     run_id = json.loads((run_dir / "state.json").read_text())["wandb_id"]
     assert run_id
+    assert "URL not available" not in capfd.readouterr().err  # no W&B noise per checkpoint
     assert main(["resume", str(run_dir), "--force", "--set", "rounds=2"]) == 0
     runs = sorted((run_dir / "wandb").glob("offline-run-*"))
     assert runs and all(r.name.endswith(run_id) for r in runs), "a resumed loop continues the same W&B run"
