@@ -42,7 +42,8 @@ _BLOCKED_EVENTS = frozenset({
     "pty.spawn", "os.startfile", "os.symlink", "os.link",
 })
 _BLOCKED_PREFIXES = ("ctypes.", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.", "_posixsubprocess.")
-_READABLE_ATTRIBUTES = frozenset({"__code__", "gi_code", "cr_code", "ag_code"})  # code, not frames
+# Audited attribute reads that lead to a frame (its locals are the harness's secrets).
+_FRAME_ATTRIBUTES = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back", "f_locals", "f_globals"})
 _MAX_VALUE_CHARS = 100_000
 _MAX_DEPTH = 50
 
@@ -223,18 +224,22 @@ def _make_undumpable():
 
 def _install_jail():
     """An audit hook refusing introspection and escapes (see the module docstring)."""
-    blocked, prefixes, readable = _BLOCKED_EVENTS, _BLOCKED_PREFIXES, _READABLE_ATTRIBUTES
-    realpath, is_str = os.path.realpath, isinstance
+    blocked, prefixes, frame_attributes = _BLOCKED_EVENTS, _BLOCKED_PREFIXES, _FRAME_ATTRIBUTES
+    is_str = isinstance
 
+    # The exception types are those the standard library already expects and handles:
+    # namedtuple, enum and typing fall back when sys._getframe raises ValueError.
     def jail(event, args):
+        if event == "sys._getframe":
+            raise ValueError("sandbox: sys._getframe is not allowed here")
         if event in blocked or event.startswith(prefixes):
             raise RuntimeError("sandbox: %s is not allowed here" % event)
-        if event == "object.__getattr__" and args[1] not in readable:
-            raise RuntimeError("sandbox: reading %s is not allowed here" % args[1])
+        if event == "object.__getattr__" and args[1] in frame_attributes:
+            raise AttributeError("sandbox: reading %s is not allowed here" % args[1])
         if event == "open" and is_str(args[0], (str, bytes)):
             path = args[0].decode("utf-8", "replace") if is_str(args[0], bytes) else args[0]
-            parts = path.split("/")
-            if "proc" in parts or ".." in parts or realpath(path).startswith("/proc"):
+            parts = path.split("/")  # symlinks cannot be made; /dev/fd/.. and friends hold ".."
+            if "proc" in parts or ".." in parts:
                 raise PermissionError("sandbox: opening %r is not allowed here" % path)
 
     sys.addaudithook(jail)
