@@ -219,7 +219,7 @@ class CodeReward:
             cases = tuple({"call": call.function, "args": list(call.args)} for call in tests.cases)
         else:
             cases = tests.cases
-        harness = Harness(tests=cases, setup=tests.setup)
+        harness = Harness(tests=cases, setup=tests.setup, definitions=tests.definitions)
         result = self._execute(program, harness=harness, timeout_s=time_limit)
         if result.error.startswith("sandbox:"):
             return Verdict(0.0, result.error)
@@ -310,7 +310,9 @@ def _parse_all(values: list, sample: dict) -> SampleTests | str:
         return parsed[0] if parsed else "no tests for this sample"
     if len({p.kind for p in readable}) > 1:
         return "tests columns hold different kinds of tests; map one"
-    return SampleTests(readable[0].kind, sum((p.cases for p in readable), ()), readable[0].setup)
+    first = readable[0]
+    return SampleTests(first.kind, sum((p.cases for p in readable), ()), first.setup,
+                       sum((p.definitions for p in readable), ()))
 
 
 def _entry_point(tests: SampleTests, sample: dict) -> str:

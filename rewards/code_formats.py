@@ -43,11 +43,14 @@ class Call:
 @dataclass(frozen=True)
 class SampleTests:
     """One sample's tests: `kind` is "code" (cases are code strings), "calls" (`Call`s)
-    or "io" ((stdin, expected stdout) pairs); `setup` is code run before code tests."""
+    or "io" ((stdin, expected stdout) pairs). Before code tests run `setup` (shared with
+    the program: MBPP's imports and setup code) and `definitions` (the tests' own:
+    definitions-only entries such as HumanEval's `check`)."""
 
     kind: str
     cases: tuple
     setup: tuple = ()
+    definitions: tuple = ()
 
 
 def parse_tests(value: Any, entry_point: Any = None, setup: Any = None, function: Any = None) -> SampleTests | str:
@@ -59,9 +62,9 @@ def parse_tests(value: Any, entry_point: Any = None, setup: Any = None, function
     JSON object with `func_name`, or a plain name).
 
     >>> parse_tests('["assert f(1) == 2"]')
-    SampleTests(kind='code', cases=('assert f(1) == 2',), setup=())
+    SampleTests(kind='code', cases=('assert f(1) == 2',), setup=(), definitions=())
     >>> parse_tests([{"input": "1 2", "output": "3"}])
-    SampleTests(kind='io', cases=(('1 2', '3'),), setup=())
+    SampleTests(kind='io', cases=(('1 2', '3'),), setup=(), definitions=())
     """
     value = _decode(value)
     setup_code = tuple(code for code in _code_list(_decode(setup)) if code.strip())
@@ -161,7 +164,7 @@ def _parse_code(tests: list[str], setup: tuple, name: str) -> SampleTests | str:
         cases = [f"check({name})"]
     if not cases:
         return "tests only define things (no assert, raise or call): nothing to check"
-    return SampleTests("code", tuple(cases), setup + tuple(definitions))
+    return SampleTests("code", tuple(cases), setup, tuple(definitions))
 
 
 def _parse_dict(value: dict, name: str) -> SampleTests | str:

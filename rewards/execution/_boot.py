@@ -2,7 +2,7 @@
 
 `LocalExecutor` passes this file's source to `python -c`, with the number of an inherited
 file descriptor holding a JSON spec: `{"program": str, "limits": {...}, "uid": int|null,
-"harness": null | {"source": str, "setup": [...], "tests": [...], "nonce": str}}`;
+"harness": null | {"source", "setup", "definitions", "tests", "nonce"}}`;
 `E2BExecutor` passes the path of a spec file instead, which is deleted once read. With a
 `harness`, the program is not run as a script: the harness (`harness.py`, its source in
 the spec) runs it and then the tests, which never touch a file the program can read.
@@ -70,7 +70,7 @@ def main(where):
         exec(compile(harness["source"], "harness.py", "exec"), namespace)
         run = namespace["run"]
         del spec["harness"], namespace
-        run(source, harness["setup"], harness["tests"], harness["nonce"])  # never returns
+        run(source, harness["setup"], harness["definitions"], harness["tests"], harness["nonce"])  # never returns
     # Run in the real __main__ module (pickle and `import __main__` expect it), emptied of
     # this file's names so the program starts from a clean namespace.
     main_globals = sys.modules["__main__"].__dict__

@@ -79,17 +79,21 @@ class Harness:
 
     `tests` are code strings (a test passes when it runs without raising) or function
     calls `{"call": name, "args": [...]}` (the return value is reported); `setup` is
-    code run before them that is not a test. Results come back on stdout as lines
+    code run in the program's namespace after it (test imports, setup code), and
+    `definitions` code run in the tests' own namespace (HumanEval's `check`), neither
+    counted as tests. Results come back on stdout as lines
     `nonce index verdict [detail]` (see `harness.py`); the tests and the nonce reach the
     sandbox by the boot spec only, never by a file the program can read.
     """
 
     tests: tuple
     setup: tuple = ()
+    definitions: tuple = ()
     nonce: str = field(default_factory=lambda: secrets.token_hex(16))
 
     def spec(self) -> dict:
-        return {"source": HARNESS_SOURCE, "setup": list(self.setup), "tests": list(self.tests), "nonce": self.nonce}
+        return {"source": HARNESS_SOURCE, "setup": list(self.setup),
+                "definitions": list(self.definitions), "tests": list(self.tests), "nonce": self.nonce}
 
 
 def with_timeout(limits: Limits, timeout_s: float | None) -> Limits:

@@ -20,8 +20,9 @@ decides pass/fail must be out of the program's reach.
   tests compiled and executed), starting new programs (`subprocess`, `os.exec*`,
   `os.system`, `posix_spawn`) and opening paths under `/proc`. The process is made
   non-dumpable, so neither it nor its children can read its memory through `/proc`.
-- Tests run in their own namespace (a copy of the program's, with a fresh copy of the
-  original builtins): the program's functions cannot see `check` or other test code.
+- Tests run in their own namespace (a copy of the program's after it and the shared
+  setup ran, with a fresh copy of the original builtins): the program's functions cannot
+  see `check` or other test definitions.
 - Each result line is `nonce index verdict [detail]`, written with the captured
   `os.write` to a duplicate of the original stdout; the program's own fd 1 is redirected
   to stderr. Only the harness's own process reports (a forked copy stays silent).
@@ -48,8 +49,12 @@ _MAX_VALUE_CHARS = 100_000
 _MAX_DEPTH = 50
 
 
-def run(program, setup, tests, nonce):
-    """Run `program`, then `setup` (list of code), then each test; report; never return."""
+def run(program, setup, definitions, tests, nonce):
+    """Run `program`, then `setup` in its namespace (MBPP's test imports and setup code,
+    shared as the field shares them), then `definitions` and each test in the tests'
+    namespace; report; never return."""
+    shared = len(setup)
+    setup = list(setup) + list(definitions)
     capture = _capture(nonce)
     report, compile_code, run_code = capture["report"], capture["compile"], capture["exec"]
     encode, describe = capture["encode"], capture["describe"]
@@ -69,20 +74,24 @@ def run(program, setup, tests, nonce):
                               "__builtins__": dict(pristine_builtins)})
     _make_undumpable()
     _install_jail()
-    del nonce, tests, setup, program
+    del nonce, tests, setup, definitions, program
     try:
         run_code(program_code, program_namespace)
     except BaseException as exc:
         report(b"program", b"error", describe(exc))
         capture["exit"](0)
-    test_namespace = dict(program_namespace)
-    test_namespace["__builtins__"] = dict(pristine_builtins)
-    for code in setup_code:
+    test_namespace = None
+    for index, code in enumerate(setup_code):
+        if index == shared:  # the tests' own definitions (HumanEval's check) stay out of the program's reach
+            test_namespace = dict(program_namespace)
+            test_namespace["__builtins__"] = dict(pristine_builtins)
         try:
-            run_code(code, test_namespace)
+            run_code(code, program_namespace if test_namespace is None else test_namespace)
         except BaseException as exc:
             report(b"setup", b"error", describe(exc))
             capture["exit"](0)
+    if test_namespace is None:
+        test_namespace = dict(program_namespace)
     for index, (kind, code, args) in enumerate(compiled):
         label = b"%d" % index
         test_namespace["__builtins__"] = dict(pristine_builtins)
@@ -110,7 +119,7 @@ def _capture(nonce):
     # overridden __eq__, __repr__ or __iter__ changes nothing.
     scalars = ((int, int_repr), (float, float_repr), (complex, complex.__repr__), (str, str.__repr__),
                (bytes, bytes.__repr__), (bytearray, lambda item: bytes.__repr__(bytes(item))))
-    containers = ((list, list.__iter__, "[", "]", "[]"), (tuple, tuple.__iter__, "(", ",)", "()"),
+    containers = ((list, list.__iter__, "[", "]", "[]"), (tuple, tuple.__iter__, "(", ")", "()"),
                   (set, set.__iter__, "{", "}", "set()"), (frozenset, frozenset.__iter__, "{", "}", "set()"),
                   (dict, dict.items, "{", "}", "{}"))
     type_name = type.__dict__["__name__"].__get__
