@@ -1,107 +1,62 @@
 """The `code` reward: does the program in the completion pass the sample's tests?
 
-The program is the last ```python (or ```py, or bare ```) block of the completion, else the
-whole text. Tests come from a dataset column (`tests` by default), per sample either
+The program is the last ```python (or ```py, or bare) fenced block of the completion, else
+the whole text. With an entry point (HumanEval) the prompt may be prepended
+(`prepend_prompt`: "auto" prepends it when the program alone does not define the entry
+point, e.g. a body-only completion, and otherwise adds the prompt's imports; true always;
+false never). Tests come from the `tests` column (`tests_column`), in the formats of
+`rewards/code_formats.py`: MBPP asserts (+ `test_setup_code`, `test_imports` columns),
+HumanEval `check(candidate)` (+ `entry_point`), stdin/stdout pairs (APPS, CodeContests,
+LiveCodeBench "stdin"), function calls (LiveCodeBench "functional" with `fn_name` or
+`metadata`, APPS `fn_name`). A `time_limit` column replaces `timeout_s` for its problem,
+per execution. Score = fraction of tests passed, or 1.0/0.0 with `mode: all`.
 
-- assert-style test code: a list of strings such as `"assert add(1, 2) == 3"`, or one
-  string (one test). All of a sample's tests run in ONE process, after the program, each
-  in its own try/except; or
-- stdin/stdout pairs: a list of `{"input": str, "output": str}` (or an APPS-style
-  `{"inputs": [...], "outputs": [...]}`), one process per pair, compared after stripping
-  trailing whitespace from each line and trailing blank lines;
+Code tests and calls run in one sandboxed process per sample under the harness of
+`rewards/execution/harness.py`, which keeps the verdict out of the program's reach (read
+its docstring); stdin/stdout pairs run one process each and are compared here, as are
+the return values of calls (strictly serialized built-in values), so neither depends on
+anything the program can patch.
 
-or either of these JSON-encoded in a string (so Parquet and JSONL columns work).
-Score = fraction of tests passed, or 1.0/0.0 with `mode: all`. Programs run in the
-sandbox of `rewards/execution/` (read its docstrings for what that does not contain);
-`workers` samples run at once.
-
-Test results travel on the harness's own copy of stdout, each line prefixed with a random
-nonce, while the program's own prints are sent to stderr: printing cannot fake a pass.
-(A program can still game its tests from the inside, e.g. with an object equal to
-everything; that is a property of assert tests, not of the sandbox.)
+What remains possible (not preventable by a sandbox, a property of the tests):
+- code tests compare inside the program's process: a returned object that equals
+  everything (`__eq__`), is always truthy, or shadows a builtin the tests call by a
+  global of the same name, passes `assert f(x) == y`; so does monkeypatching a library
+  module the tests use (`math.isclose`). Calls and stdin/stdout tests are immune.
+- a CPython memory-safety bug exploited from pure Python could reach the harness.
+- in the rlimits-only fallback (no bwrap) the program runs as this user: it can read
+  this process's memory and so the tests. Use bwrap or e2b for untrusted code.
 """
 
 from __future__ import annotations
 
-import json
+import ast
 import re
-import secrets
 import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
-from rewards.execution import E2BExecutor, ExecutionResult, Limits, LocalExecutor
+from rewards.code_formats import SampleTests, parse_time_limit, parse_tests, same_output, same_value
+from rewards.execution import E2BExecutor, ExecutionResult, Harness, Limits, LocalExecutor
 from rewards.verdict import Verdict, completion_text
 
 # The last fenced block tagged python/py/python3 or untagged; an unclosed fence at the end
 # (a completion cut at max_tokens) still counts.
 _FENCE = re.compile(r"```[ \t]*(?P<lang>[\w+-]*)[^\n]*\n(?P<code>.*?)(?:```|\Z)", re.DOTALL)
 _PYTHON_TAGS = {"", "python", "py", "python3"}
-
-# Runs in the sandbox as the program, with a call of `_selfloop_run_tests` between the two parts.
-_HARNESS_START = '''\
-import json as _json, os as _os, sys as _sys
-
-
-def _selfloop_run_tests(program, tests, nonce):
-    results = _os.fdopen(_os.dup(1), "w")
-    _os.dup2(2, 1)  # the program's prints go to stderr: they can neither crowd out nor forge results
-
-    def report(**fields):
-        results.write(nonce + _json.dumps(fields) + "\\n")
-        results.flush()
-
-    def describe(exc):
-        try:
-            message = str(exc)
-        except BaseException:
-            message = ""
-        return (type(exc).__name__ + (": " + message if message else ""))[:300]
-
-    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
-    try:
-        exec(compile(program, "program.py", "exec"), namespace)
-    except BaseException as exc:
-        report(program_error=describe(exc))
-        return
-    for index, test in enumerate(tests):
-        try:
-            exec(compile(test, "test_%d" % (index + 1), "exec"), namespace)
-        except BaseException as exc:
-            report(test=index, ok=False, error=describe(exc))
-        else:
-            report(test=index, ok=True)
-
-'''
-_HARNESS_END = '''\
-for _stream in (_sys.stdout, _sys.stderr):
-    try:
-        _stream.flush()
-    except BaseException:
-        pass
-_os._exit(0)  # skip the program's atexit handlers and threads: the verdict is in
-'''
-
-
-@dataclass(frozen=True)
-class SampleTests:
-    """One sample's tests: `kind` is "asserts" (cases are code strings) or "io" (cases
-    are (stdin, expected stdout) pairs)."""
-
-    kind: str
-    cases: tuple
+# Per-sample columns the reward reads besides the tests, as datasets name them.
+_SAMPLE_COLUMNS = ("prompt", "entry_point", "test_setup_code", "test_imports", "fn_name", "metadata", "time_limit")
 
 
 class CodeReward:
     """Score = share of the sample's tests the completion's program passes (see module doc).
 
-    `None` when the tests column is missing or unreadable (cannot judge); 0.0 with a reason
+    `None` when the tests are missing or unreadable (cannot judge); 0.0 with a reason
     for no code, a failing or hanging program, or a sandbox failure. `backend` is "local"
     (bubblewrap, see `LocalExecutor`; `use_bwrap` as there) or "e2b" (needs E2B_API_KEY).
-    `executor` replaces the backend, for tests and custom sandboxes.
+    `executor` replaces the backend, for tests and custom sandboxes. `tests_column` may
+    name several columns (CodeContests' public and private tests), merged.
 
     >>> code = CodeReward(timeout_s=10)
     >>> code(prompts=["Write add."], completions=["```python\\ndef add(a, b):\\n    return a + b\\n```"],
@@ -119,7 +74,9 @@ class CodeReward:
         timeout_s: float = 5.0,
         memory_mb: int = 1024,
         workers: int = 2,
-        tests_column: str = "tests",
+        tests_column: str | list[str] = "tests",
+        prepend_prompt: bool | str = "auto",
+        float_tolerance: float = 0.0,
         use_bwrap: bool | None = None,
         max_processes: int = 32,
         e2b_template: str | None = None,
@@ -133,8 +90,13 @@ class CodeReward:
             raise ValueError(f"code reward: mode must be 'fraction' or 'all', got {mode!r}")
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"code reward: workers must be a positive integer (parallel executions), got {workers!r}")
-        if not isinstance(tests_column, str) or not tests_column:
-            raise ValueError(f"code reward: tests_column must name a dataset column, got {tests_column!r}")
+        columns = [tests_column] if isinstance(tests_column, str) else tests_column
+        if not isinstance(columns, (list, tuple)) or not columns or not all(isinstance(c, str) and c for c in columns):
+            raise ValueError(f"code reward: tests_column must name a dataset column (or a list), got {tests_column!r}")
+        if prepend_prompt not in (True, False, "auto"):
+            raise ValueError(f"code reward: prepend_prompt must be true, false or 'auto', got {prepend_prompt!r}")
+        if isinstance(float_tolerance, bool) or not isinstance(float_tolerance, (int, float)) or float_tolerance < 0:
+            raise ValueError(f"code reward: float_tolerance must be a number >= 0, got {float_tolerance!r}")
         if use_bwrap not in (None, True, False):
             raise ValueError(f"code reward: use_bwrap must be true, false or null (auto), got {use_bwrap!r}")
         if use_bwrap and backend == "local" and executor is None and shutil.which("bwrap") is None:
@@ -146,7 +108,8 @@ class CodeReward:
             limits = Limits(timeout_s=timeout_s, memory_mb=memory_mb, max_processes=max_processes)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"code reward: {exc}") from None
-        self.mode, self.workers, self.tests_column = mode, workers, tests_column
+        self.mode, self.workers, self.tests_columns = mode, workers, tuple(columns)
+        self.prepend_prompt, self.float_tolerance = prepend_prompt, float(float_tolerance)
         self.executor = executor or _build_executor(backend, limits, use_bwrap, e2b_template)
         self._metrics = {"executions": 0.0, "timeouts": 0.0, "sandbox_errors": 0.0, "wall_s": 0.0}
         self._metrics_lock = threading.Lock()
@@ -155,30 +118,47 @@ class CodeReward:
         return [v.score for v in self.verdicts(prompts, completions, **columns)]
 
     def verdicts(self, prompts: list, completions: list, **columns: Any) -> list[Verdict]:
-        """One `Verdict` per completion, judged `workers` at a time; other columns are ignored."""
-        if self.tests_column not in columns or columns[self.tests_column] is None:
-            reason = f"no {self.tests_column!r} column in the dataset (columns: {sorted(columns) or 'none'})"
+        """One `Verdict` per completion, judged `workers` at a time. Besides the tests it
+        reads the columns `prompt` (else `prompts`), `entry_point`, `test_setup_code`,
+        `test_imports`, `fn_name`, `metadata` and `time_limit` where present."""
+        present = [name for name in self.tests_columns if columns.get(name) is not None]
+        if not present:
+            names = " or ".join(repr(name) for name in self.tests_columns)
+            reason = f"no {names} column in the dataset (columns: {sorted(columns) or 'none'})"
             return [Verdict(None, reason) for _ in completions]
-        tests = columns[self.tests_column]
-        if len(tests) != len(completions):
-            raise ValueError(f"got {len(completions)} completions but {len(tests)} {self.tests_column!r} values")
+        if columns.get("prompt") is None:
+            columns = {**columns, "prompt": prompts}
+        for name in present + [c for c in _SAMPLE_COLUMNS if columns.get(c) is not None]:
+            if len(columns[name]) != len(completions):
+                raise ValueError(f"got {len(completions)} completions but {len(columns[name])} {name!r} values")
+        samples = [
+            {name: columns[name][i] for name in _SAMPLE_COLUMNS if columns.get(name) is not None}
+            | {"tests": [columns[name][i] for name in present]}
+            for i in range(len(completions))
+        ]
         start = time.monotonic()
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(completions)))) as pool:
-            verdicts = list(pool.map(self._judge_safely, completions, tests))
+            verdicts = list(pool.map(self._judge_safely, completions, samples))
         self._count(wall_s=time.monotonic() - start)
         return verdicts
 
-    def judge(self, completion: Any, tests: Any) -> Verdict:
-        """Score one completion (string or message list) against one sample's tests."""
-        parsed = parse_tests(tests)
+    def judge(self, completion: Any, tests: Any, **sample: Any) -> Verdict:
+        """Score one completion (string or message list) against one sample's tests (one
+        column's value, or a list of several columns' values from `verdicts`); `sample`
+        holds its other columns (see `verdicts`)."""
+        parsed = _parse_all(tests if sample.pop("_merged", False) else [tests], sample)
         if isinstance(parsed, str):
             return Verdict(None, parsed)
+        time_limit = parse_time_limit(sample.get("time_limit"))
+        if isinstance(time_limit, str):
+            return Verdict(None, time_limit)
         program = extract_program(completion_text(completion))
         if not program.strip():
             return Verdict(0.0, "no code found")
-        if parsed.kind == "asserts":
-            return self._judge_asserts(program, parsed.cases)
-        return self._judge_io(program, parsed.cases)
+        program = self._assemble(program, completion_text(sample.get("prompt") or ""), _entry_point(parsed, sample))
+        if parsed.kind == "io":
+            return self._judge_io(program, parsed.cases, time_limit)
+        return self._judge_harness(program, parsed, time_limit)
 
     def pop_metrics(self) -> dict[str, float]:
         """Counts since the last call (then reset), for the loop to log as `reward/code/*`.
@@ -205,35 +185,56 @@ class CodeReward:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
-    def _judge_safely(self, completion: Any, tests: Any) -> Verdict:
+    def _judge_safely(self, completion: Any, sample: dict) -> Verdict:
         try:
-            return self.judge(completion, tests)
+            return self.judge(completion, **sample, _merged=True)
         except Exception as exc:  # one sample's failure must not end the round
             return Verdict(0.0, f"code reward failed on this sample: {type(exc).__name__}: {exc}"[:300])
 
-    def _execute(self, program: str, stdin: str = "") -> ExecutionResult:
-        result = self.executor.run(program, stdin)
+    def _assemble(self, program: str, prompt: str, entry_point: str) -> str:
+        """The program to run: with the prompt in front where `prepend_prompt` says so."""
+        if self.prepend_prompt is True:
+            return prompt + program
+        if self.prepend_prompt is False or not entry_point or not prompt:
+            return program
+        if _defines(program, entry_point):
+            return _imports_of(prompt) + program  # a whole function: only the prompt's imports
+        body = program if program[:1] in (" ", "\t") else _indent(program)
+        for candidate in (prompt + program, prompt + body):
+            if _defines(candidate, entry_point):
+                return candidate
+        return program
+
+    def _execute(self, program: str, stdin: str = "", harness: Harness | None = None,
+                 timeout_s: float | None = None) -> ExecutionResult:
+        result = self.executor.run(program, stdin, harness=harness, timeout_s=timeout_s)
         self._count(
             executions=1.0, timeouts=float(result.timed_out), sandbox_errors=float(result.error.startswith("sandbox:"))
         )
         return result
 
-    def _judge_asserts(self, program: str, cases: tuple) -> Verdict:
-        nonce = secrets.token_hex(16)
-        call = f"_selfloop_run_tests({program!r}, {list(cases)!r}, {nonce!r})\n"
-        harness = _HARNESS_START + call + _HARNESS_END
-        result = self._execute(harness)
+    def _judge_harness(self, program: str, tests: SampleTests, time_limit: float | None) -> Verdict:
+        """Code tests and calls: one run under the harness; calls' values compared here."""
+        if tests.kind == "calls":
+            cases = tuple({"call": call.function, "args": list(call.args)} for call in tests.cases)
+        else:
+            cases = tests.cases
+        harness = Harness(tests=cases, setup=tests.setup, definitions=tests.definitions)
+        result = self._execute(program, harness=harness, timeout_s=time_limit)
         if result.error.startswith("sandbox:"):
             return Verdict(0.0, result.error)
-        reports = _reports(result.stdout, nonce)
+        reports = _reports(result.stdout, harness.nonce)
         total = len(cases)
-        outcomes = {
-            r["test"]: (r.get("ok") is True, str(r.get("error", "")))
-            for r in reports if r.get("test") in range(total)
-        }
-        failed_program = [r["program_error"] for r in reports if "program_error" in r]
-        if failed_program and not outcomes:
-            return Verdict(0.0, f"program failed: {failed_program[0]}")
+        for stage, label in (("program", "program"), ("test setup", "setup")):
+            if label in reports:
+                return self._score(0, total, f"{stage} failed: {reports[label][1]}", result.timed_out)
+        outcomes = {}
+        for index in range(total):
+            verdict, detail = reports.get(str(index), ("", ""))
+            if verdict == "value":
+                outcomes[index] = self._check_value(detail, tests.cases[index].expected)
+            elif verdict:
+                outcomes[index] = (verdict == "ok", detail)
         passed = sum(ok for ok, _ in outcomes.values())
         if passed == total:
             return Verdict(1.0, f"all {total} tests passed")
@@ -246,16 +247,27 @@ class CodeReward:
             why = f"test {first + 1}/{total} did not finish: {_process_failure(result)}"
         return self._score(passed, total, why, result.timed_out)
 
-    def _judge_io(self, program: str, cases: tuple) -> Verdict:
+    def _check_value(self, detail: str, expected: tuple) -> tuple[bool, str]:
+        if detail.startswith("!"):
+            return False, f"returned a value that is not built-in data ({detail[1:]})"
+        try:
+            value = ast.literal_eval(detail)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return False, "returned an unreadable value"
+        if any(same_value(value, want, self.float_tolerance) for want in expected):
+            return True, ""
+        return False, f"wrong value: expected {_preview(repr(expected[0]))}, got {_preview(detail)}"
+
+    def _judge_io(self, program: str, cases: tuple, time_limit: float | None) -> Verdict:
         passed, first_failure, timed_out = 0, "", False
         for index, (stdin, expected) in enumerate(cases):
             if timed_out:
                 break  # a program that hung once costs one timeout, not one per remaining case
-            result = self._execute(program, stdin)
+            result = self._execute(program, stdin, timeout_s=time_limit)
             if result.error.startswith("sandbox:"):
                 return Verdict(0.0, result.error)
             timed_out = result.timed_out
-            if result.ok and _lines(result.stdout) == _lines(expected):
+            if result.ok and same_output(result.stdout, expected, self.float_tolerance):
                 passed += 1
                 continue
             if not first_failure:
@@ -288,38 +300,58 @@ def extract_program(text: str) -> str:
     return blocks[-1] if blocks else text
 
 
-def parse_tests(value: Any) -> SampleTests | str:
-    """A sample's tests column as `SampleTests`, or a reason (str) why it cannot be read.
+def _parse_all(values: list, sample: dict) -> SampleTests | str:
+    """The tests of one sample from one or more columns, merged when of one kind."""
+    args = {"entry_point": sample.get("entry_point"), "function": sample.get("fn_name") or sample.get("metadata"),
+            "setup": [*_as_list(sample.get("test_imports")), *_as_list(sample.get("test_setup_code"))]}
+    parsed = [parse_tests(value, **args) for value in values if value is not None]
+    readable = [p for p in parsed if not isinstance(p, str)]
+    if not readable:
+        return parsed[0] if parsed else "no tests for this sample"
+    if len({p.kind for p in readable}) > 1:
+        return "tests columns hold different kinds of tests; map one"
+    first = readable[0]
+    return SampleTests(first.kind, sum((p.cases for p in readable), ()), first.setup,
+                       sum((p.definitions for p in readable), ()))
 
-    >>> parse_tests('["assert f(1) == 2"]')
-    SampleTests(kind='asserts', cases=('assert f(1) == 2',))
-    >>> parse_tests([{"input": "1 2", "output": "3"}])
-    SampleTests(kind='io', cases=(('1 2', '3'),))
-    """
+
+def _entry_point(tests: SampleTests, sample: dict) -> str:
+    name = sample.get("entry_point")
+    if isinstance(name, str) and name.isidentifier():
+        return name
+    return tests.cases[0].function if tests.kind == "calls" else ""
+
+
+def _defines(program: str, name: str) -> bool:
+    """Whether `program` parses and defines `name` at its top level."""
+    try:
+        tree = ast.parse(program)
+    except (SyntaxError, ValueError):
+        return False
+    return any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name
+               for node in tree.body)
+
+
+def _imports_of(prompt: str) -> str:
+    """The top-level import lines of a prompt that is Python (HumanEval's), else ""."""
+    try:
+        tree = ast.parse(prompt)
+    except (SyntaxError, ValueError):
+        return ""
+    imports = [ast.get_source_segment(prompt, node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    return "".join(line + "\n" for line in imports if line)
+
+
+def _indent(body: str) -> str:
+    """A function body whose first line lost its indentation (the prompt ended with it)."""
+    lines = body.splitlines(keepends=True)
+    return "    " + lines[0] + "".join(lines[1:]) if lines else body
+
+
+def _as_list(value: Any) -> list:
     if value is None:
-        return "no tests for this sample"
-    if isinstance(value, str):
-        try:
-            decoded = json.loads(value)
-        except ValueError:
-            decoded = None
-        if not isinstance(decoded, (list, dict)):
-            return SampleTests("asserts", (value,)) if value.strip() else "empty tests"
-        value = decoded
-    if isinstance(value, dict):
-        if isinstance(value.get("inputs"), list) and isinstance(value.get("outputs"), list):
-            if len(value["inputs"]) != len(value["outputs"]):
-                return "tests: 'inputs' and 'outputs' differ in length"
-            value = [{"input": i, "output": o} for i, o in zip(value["inputs"], value["outputs"])]
-        else:
-            value = [value]
-    if not isinstance(value, (list, tuple)) or not value:
-        return f"unreadable tests: expected a list of test strings or input/output pairs, got {_preview(value)}"
-    if all(isinstance(case, str) for case in value):
-        return SampleTests("asserts", tuple(value))
-    if all(isinstance(case, dict) and "input" in case and "output" in case for case in value):
-        return SampleTests("io", tuple((_text(case["input"]), _text(case["output"])) for case in value))
-    return f"unreadable tests: mixed or unknown test formats in {_preview(value)}"
+        return []
+    return [value] if isinstance(value, str) else list(value)
 
 
 def _build_executor(backend: str, limits: Limits, use_bwrap: bool | None, e2b_template: str | None) -> Any:
@@ -331,27 +363,20 @@ def _build_executor(backend: str, limits: Limits, use_bwrap: bool | None, e2b_te
         raise ValueError(f"code reward: {exc}") from None
 
 
-def _reports(stdout: str, nonce: str) -> list[dict]:
-    """The harness's result lines; lines without the nonce, or garbled by processes the
-    program forked (they share the result stream), are skipped."""
-    reports = []
+def _reports(stdout: str, nonce: str) -> dict[str, tuple[str, str]]:
+    """The harness's result lines by label ("program", "setup", test index): (verdict,
+    detail). Lines without the nonce, or garbled by the program, are skipped; a label's
+    first report counts."""
+    reports: dict[str, tuple[str, str]] = {}
     for line in stdout.splitlines():
-        if line.startswith(nonce):
-            try:
-                report = json.loads(line[len(nonce):])
-            except ValueError:
-                continue
-            if isinstance(report, dict):
-                reports.append(report)
+        head, _, rest = line.partition(" ")
+        if head != nonce:
+            continue
+        label, _, rest = rest.partition(" ")
+        verdict, _, detail = rest.partition(" ")
+        if verdict in ("ok", "fail", "value", "error"):
+            reports.setdefault(label, (verdict, detail))
     return reports
-
-
-def _lines(text: str) -> list[str]:
-    """Output as compared: each line without trailing whitespace, no trailing blank lines."""
-    lines = [line.rstrip() for line in text.splitlines()]
-    while lines and not lines[-1]:
-        lines.pop()
-    return lines
 
 
 def _io_failure(result: ExecutionResult, expected: str) -> str:
@@ -366,12 +391,6 @@ def _process_failure(result: ExecutionResult) -> str:
         return result.error
     last = result.stderr.strip().splitlines()[-1:] or [""]
     return f"exit code {result.exit_code}" + (f": {last[0][:200]}" if last[0] else "")
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return "\n".join(str(line) for line in value)
-    return "" if value is None else str(value)
 
 
 def _preview(value: Any, limit: int = 40) -> str:

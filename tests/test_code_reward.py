@@ -17,7 +17,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from rewards.code import CodeReward, extract_program, parse_tests
+from rewards.code import CodeReward, extract_program
+from rewards.code_formats import parse_tests
 from rewards.execution import E2BExecutor, Limits, LocalExecutor
 
 pytestmark = pytest.mark.filterwarnings("ignore:code execution is NOT sandboxed")
@@ -52,9 +53,9 @@ def test_extract_program(text, program):
 @pytest.mark.parametrize(
     "value,kind,count",
     [
-        (["assert f(1) == 1", "assert f(2) == 2"], "asserts", 2),
-        ("assert f(1) == 1", "asserts", 1),
-        ('["assert f(1) == 1"]', "asserts", 1),
+        (["assert f(1) == 1", "assert f(2) == 2"], "code", 2),
+        ("assert f(1) == 1", "code", 1),
+        ('["assert f(1) == 1"]', "code", 1),
         ([{"input": "1\n", "output": "1\n"}], "io", 1),
         ('[{"input": "1", "output": "1"}, {"input": "2", "output": "2"}]', "io", 2),
         ({"inputs": ["1", "2"], "outputs": ["1", "2"]}, "io", 2),

@@ -131,7 +131,8 @@ def test_recursive_import_crash_is_contained(rewards, isolation):
         "    f.write(\"import sys\\ndel sys.modules['again']\\nimport again\\n\")\n"
         "import again"
     )
-    assert_contained(reward_for(rewards, isolation), attack, "SIGSEGV", "RecursionError", "MemoryError")
+    # Under the test harness's audit hook every import costs more: the wall-clock kill may come first.
+    assert_contained(reward_for(rewards, isolation), attack, "SIGSEGV", "RecursionError", "MemoryError", "timeout")
 
 
 @needs_bwrap

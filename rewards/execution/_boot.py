@@ -1,7 +1,11 @@
 """The first code that runs inside the sandbox: apply the limits, drop privileges, run the program.
 
 `LocalExecutor` passes this file's source to `python -c`, with the number of an inherited
-file descriptor holding a JSON spec: `{"program": str, "limits": {...}, "uid": int|null}`.
+file descriptor holding a JSON spec: `{"program": str, "limits": {...}, "uid": int|null,
+"harness": null | {"source", "setup", "definitions", "tests", "nonce"}}`;
+`E2BExecutor` passes the path of a spec file instead, which is deleted once read. With a
+`harness`, the program is not run as a script: the harness (`harness.py`, its source in
+the spec) runs it and then the tests, which never touch a file the program can read.
 It uses the standard library only and must not import `rewards` (the project is not
 visible inside the sandbox).
 
@@ -11,6 +15,7 @@ hard limits, which an unprivileged process cannot raise again. RLIMIT_NPROC is i
 root, so when the sandbox starts as root the spec names a `uid` to switch to first.
 """
 
+import builtins
 import json
 import os
 import resource
@@ -29,9 +34,19 @@ def _limit(name, soft, hard=None):
     resource.setrlimit(kind, (soft, hard))
 
 
-def main(spec_fd):
-    with os.fdopen(spec_fd, "rb") as spec_file:  # closing it leaves the program no copy to read
+def _read_spec(where):
+    """The spec from an inherited fd (a number) or a file (a path), leaving no copy behind."""
+    if where.isdigit():
+        with os.fdopen(int(where), "rb") as spec_file:  # closing it leaves the program no copy to read
+            return json.loads(spec_file.read())
+    with open(where, "rb") as spec_file:
         spec = json.loads(spec_file.read())
+    os.unlink(where)
+    return spec
+
+
+def main(where):
+    spec = _read_spec(where)
     source, limits = spec["program"], spec["limits"]
     # Written before privileges drop, so the program can read its own file but not change it.
     with open("program.py", "w", encoding="utf-8") as program_file:
@@ -48,6 +63,14 @@ def main(spec_fd):
         os.setuid(spec["uid"])  # from root to a plain uid: every capability is gone
     sys.argv = ["program.py"]
     sys.path.insert(0, os.getcwd())  # as `python program.py` would, so local modules import
+    harness = spec.get("harness")
+    if harness:
+        # Its own namespace and its own copy of the builtins: nothing the program can patch.
+        namespace = {"__name__": "selfloop_harness", "__builtins__": dict(builtins.__dict__)}
+        exec(compile(harness["source"], "harness.py", "exec"), namespace)
+        run = namespace["run"]
+        del spec["harness"], namespace
+        run(source, harness["setup"], harness["definitions"], harness["tests"], harness["nonce"])  # never returns
     # Run in the real __main__ module (pickle and `import __main__` expect it), emptied of
     # this file's names so the program starts from a clean namespace.
     main_globals = sys.modules["__main__"].__dict__
@@ -58,4 +81,4 @@ def main(spec_fd):
 
 
 if __name__ == "__main__":  # true under `python -c`; false when a test collector imports this
-    main(int(sys.argv[1]))
+    main(sys.argv[1])

@@ -8,8 +8,12 @@ sandbox and a remote e2b sandbox be swapped by one config value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Protocol
+
+HARNESS_SOURCE = Path(__file__).with_name("harness.py").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -69,13 +73,45 @@ class ExecutionResult:
         return self.exit_code == 0 and not self.timed_out and not self.error
 
 
+@dataclass(frozen=True)
+class Harness:
+    """Tests for `harness.py` to run after the program, inside the sandbox.
+
+    `tests` are code strings (a test passes when it runs without raising) or function
+    calls `{"call": name, "args": [...]}` (the return value is reported); `setup` is
+    code run in the program's namespace after it (test imports, setup code), and
+    `definitions` code run in the tests' own namespace (HumanEval's `check`), neither
+    counted as tests. Results come back on stdout as lines
+    `nonce index verdict [detail]` (see `harness.py`); the tests and the nonce reach the
+    sandbox by the boot spec only, never by a file the program can read.
+    """
+
+    tests: tuple
+    setup: tuple = ()
+    definitions: tuple = ()
+    nonce: str = field(default_factory=lambda: secrets.token_hex(16))
+
+    def spec(self) -> dict:
+        return {"source": HARNESS_SOURCE, "setup": list(self.setup),
+                "definitions": list(self.definitions), "tests": list(self.tests), "nonce": self.nonce}
+
+
+def with_timeout(limits: Limits, timeout_s: float | None) -> Limits:
+    """`limits` with another wall-clock limit (a problem's own time limit), if one is given."""
+    return limits if timeout_s is None else replace(limits, timeout_s=timeout_s)
+
+
 class Executor(Protocol):
     """Runs programs in isolation; safe to call from several threads at once."""
 
     limits: Limits
 
-    def run(self, program: str, stdin: str = "") -> ExecutionResult:
-        """Run `program` (Python source) with `stdin`; never raises for the program's faults."""
+    def run(
+        self, program: str, stdin: str = "", harness: Harness | None = None, timeout_s: float | None = None
+    ) -> ExecutionResult:
+        """Run `program` (Python source) with `stdin`, or under `harness` with its tests;
+        `timeout_s` replaces the wall-clock limit for this run. Never raises for the
+        program's faults."""
         ...
 
     def close(self) -> None:

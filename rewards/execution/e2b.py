@@ -2,9 +2,11 @@
 
 Each e2b sandbox is a small VM. Starting one takes about a second, so the executor keeps
 a pool (one per concurrently running call) and runs every program as a fresh `python3`
-process inside a reused VM, in its own directory that is deleted afterwards. Limits are
-applied inside the VM with `ulimit` (address space, file size, processes) and
-`timeout -s KILL`. A VM that fails (expired lifetime, lost connection) is dropped and the
+process inside a reused VM, in its own directory that is deleted afterwards. The process
+starts with the same boot code as the local sandbox (`_boot.py`), given the path of a spec
+file that it deletes once read, so tests run under a harness reach the VM without a file
+the program could read. Limits are applied with `ulimit` and the boot code's rlimits
+(address space, file size, processes) and `timeout -s KILL`. A VM that fails (expired lifetime, lost connection) is dropped and the
 run is retried once on a new one.
 
 The `e2b-code-interpreter` package is imported only when the first VM is created, so
@@ -22,15 +24,20 @@ the limit takes its process tree); network access from the VM is e2b's default (
 from __future__ import annotations
 
 import importlib.util
+import json
+import math
 import os
 import shlex
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from rewards.execution.base import ExecutionResult, Limits
+from rewards.execution.base import ExecutionResult, Harness, Limits, with_timeout
+
+_BOOT_SOURCE = (Path(__file__).with_name("_boot.py")).read_text(encoding="utf-8")
 
 # Seconds the client waits beyond the program's own limit before giving up on the VM.
 _CONNECTION_SLACK_S = 30.0
@@ -73,8 +80,12 @@ class E2BExecutor:
         self._idle: list[Any] = []
         self._lock = threading.Lock()
 
-    def run(self, program: str, stdin: str = "") -> ExecutionResult:
-        """Run `program` with `stdin` in a VM from the pool; a failing VM is replaced once."""
+    def run(
+        self, program: str, stdin: str = "", harness: Harness | None = None, timeout_s: float | None = None
+    ) -> ExecutionResult:
+        """Run `program` with `stdin` (or under `harness`) in a VM from the pool, `timeout_s`
+        replacing the wall-clock limit; a failing VM is replaced once."""
+        limits = with_timeout(self.limits, timeout_s)
         error = ""
         for _attempt in range(2):
             try:
@@ -83,12 +94,12 @@ class E2BExecutor:
                 return ExecutionResult(None, error=f"sandbox: could not create an e2b sandbox: {_describe(exc)}")
             start = time.monotonic()
             try:
-                result = self._run_in(sandbox, program, stdin)
+                result = self._run_in(sandbox, program, stdin, harness, limits)
             except Exception as exc:
                 _kill(sandbox)  # it may still be running the program, or be gone
                 duration = time.monotonic() - start
-                if duration >= self.limits.timeout_s:  # the connection outlived the program's limit
-                    return ExecutionResult(None, timed_out=True, error=self._timeout_error(), duration_s=duration)
+                if duration >= limits.timeout_s:  # the connection outlived the program's limit
+                    return ExecutionResult(None, timed_out=True, error=_timeout_error(limits), duration_s=duration)
                 error = f"sandbox: e2b failed: {_describe(exc)}"
                 continue
             with self._lock:
@@ -103,25 +114,33 @@ class E2BExecutor:
         for sandbox in idle:
             _kill(sandbox)
 
-    def command(self, directory: str) -> str:
-        """The shell command that runs `program.py` in `directory` under the limits."""
-        limits = self.limits
+    def command(self, directory: str, limits: Limits | None = None) -> str:
+        """The shell command that runs the boot code on `directory`/spec.json under the limits."""
+        limits = limits or self.limits
         quoted = shlex.quote(directory)
         # `ulimit` may be refused (a lower hard limit); then the VM boundary still holds.
         ulimits = (
             f"ulimit -v {limits.memory_mb * 1024} 2>/dev/null; ulimit -f {limits.max_file_mb * 1024} 2>/dev/null; "
             f"ulimit -u {limits.max_processes + 4} 2>/dev/null; "
         )
-        run = f"timeout -s KILL {limits.timeout_s:g} {shlex.quote(self.python)} -I -B program.py < stdin.txt"
+        python = f"{shlex.quote(self.python)} -I -B -c {shlex.quote(_BOOT_SOURCE)} spec.json"
+        run = f"timeout -s KILL {limits.timeout_s:g} {python} < stdin.txt"
         return f"cd {quoted} && {{ {ulimits}{run}; }}; code=$?; cd / && rm -rf {quoted}; exit $code"
 
-    def _run_in(self, sandbox: Any, program: str, stdin: str) -> ExecutionResult:
+    def _run_in(self, sandbox: Any, program: str, stdin: str, harness: Harness | None, limits: Limits) -> ExecutionResult:
         directory = f"{self.workdir}/{uuid.uuid4().hex}"
-        sandbox.files.write(f"{directory}/program.py", program)
+        spec = {
+            "program": program,
+            "harness": harness.spec() if harness else None,
+            "uid": None,
+            "limits": {"cpu_s": max(1, math.ceil(limits.timeout_s)), "memory_mb": limits.memory_mb,
+                       "max_file_mb": limits.max_file_mb, "max_processes": limits.max_processes + 4},
+        }
+        sandbox.files.write(f"{directory}/spec.json", json.dumps(spec))
         sandbox.files.write(f"{directory}/stdin.txt", stdin)
         start = time.monotonic()
         try:
-            done = sandbox.commands.run(self.command(directory), timeout=self.limits.timeout_s + _CONNECTION_SLACK_S)
+            done = sandbox.commands.run(self.command(directory, limits), timeout=limits.timeout_s + _CONNECTION_SLACK_S)
         except Exception as exc:
             if getattr(exc, "exit_code", None) is None:
                 raise  # no exit status: the service failed, not the program
@@ -129,7 +148,7 @@ class E2BExecutor:
         duration = time.monotonic() - start
         code = done.exit_code
         # 137 = killed by SIGKILL: by `timeout` when the limit has passed, else by a limit.
-        timed_out = code in (124, 137) and duration >= self.limits.timeout_s
+        timed_out = code in (124, 137) and duration >= limits.timeout_s
         stdout, out_cut = _cut(done.stdout, self.limits.max_output_bytes)
         stderr, err_cut = _cut(done.stderr, self.limits.max_stderr_bytes)
         return ExecutionResult(
@@ -137,13 +156,10 @@ class E2BExecutor:
             stdout=stdout,
             stderr=stderr,
             timed_out=timed_out,
-            error=self._timeout_error() if timed_out else ("killed by SIGKILL" if code == 137 else ""),
+            error=_timeout_error(limits) if timed_out else ("killed by SIGKILL" if code == 137 else ""),
             duration_s=duration,
             truncated=out_cut or err_cut,
         )
-
-    def _timeout_error(self) -> str:
-        return f"timeout after {self.limits.timeout_s:g}s"
 
     def _acquire(self) -> Any:
         with self._lock:
@@ -155,6 +171,10 @@ class E2BExecutor:
         from e2b_code_interpreter import Sandbox  # optional dependency, imported on first use
 
         return Sandbox.create(template=self.template, timeout=self.lifetime_s, api_key=self._api_key)
+
+
+def _timeout_error(limits: Limits) -> str:
+    return f"timeout after {limits.timeout_s:g}s"
 
 
 def _cut(text: Any, limit: int) -> tuple[str, bool]:

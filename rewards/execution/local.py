@@ -45,7 +45,7 @@ import time
 import warnings
 from pathlib import Path
 
-from rewards.execution.base import ExecutionResult, Limits
+from rewards.execution.base import ExecutionResult, Harness, Limits, with_timeout
 from rewards.execution.bwrap import SANDBOX_ENV, bwrap_command, interpreter_command, interpreter_prefixes
 
 _BOOT_SOURCE = (Path(__file__).with_name("_boot.py")).read_text(encoding="utf-8")
@@ -78,72 +78,37 @@ class LocalExecutor:
         self._isolation_error = ""
         self._lock = threading.Lock()
 
-    def run(self, program: str, stdin: str = "") -> ExecutionResult:
-        """Run `program` with `stdin` under the limits; faults of the program are results."""
+    def run(
+        self, program: str, stdin: str = "", harness: Harness | None = None, timeout_s: float | None = None
+    ) -> ExecutionResult:
+        """Run `program` with `stdin` (or under `harness`) within the limits, `timeout_s`
+        replacing the wall-clock one; faults of the program are results."""
         isolation = self._resolve_isolation()
         if isolation is None:
             return ExecutionResult(None, error=f"sandbox: {self._isolation_error}")
-        return self._run(program, stdin, isolation)
+        return self._run(program, stdin, isolation, harness, with_timeout(self.limits, timeout_s))
 
     def close(self) -> None:
         """Nothing to release: every execution cleans up after itself."""
 
-    def _run(self, program: str, stdin: str, isolation: str) -> ExecutionResult:
+    def _run(
+        self, program: str, stdin: str, isolation: str, harness: Harness | None = None, limits: Limits | None = None
+    ) -> ExecutionResult:
         as_root = os.geteuid() == 0
+        limits = limits or self.limits
+        spec = {"program": program, "harness": harness.spec() if harness else None, "limits": _boot_limits(limits)}
         if isolation == "bwrap":
             uid = self.sandbox_uid if as_root else None
-            command = bwrap_command(_bwrap_path(), self.limits, as_root) + interpreter_command()
-            return self._execute(command, program, stdin, uid, cwd=None)
+            command = bwrap_command(_bwrap_path(), limits, as_root) + interpreter_command()
+            return _execute(command, {**spec, "uid": uid}, stdin, limits, cwd=None)
         uid = self.sandbox_uid if as_root and _reachable_by_others(interpreter_prefixes()) else None
         workdir = tempfile.mkdtemp(prefix="selfloop-code-")
         try:
             if uid is not None:
                 os.chown(workdir, uid, uid)
-            return self._execute(interpreter_command(), program, stdin, uid, cwd=workdir)
+            return _execute(interpreter_command(), {**spec, "uid": uid}, stdin, limits, cwd=workdir)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-
-    def _execute(
-        self, command: list[str], program: str, stdin: str, uid: int | None, cwd: str | None
-    ) -> ExecutionResult:
-        """Start the boot code under `command`, feed it the spec, collect capped output."""
-        limits = self.limits
-        spec = {
-            "program": program,
-            "uid": uid,
-            "limits": {
-                "cpu_s": max(1, math.ceil(limits.timeout_s)),
-                "memory_mb": limits.memory_mb,
-                "max_file_mb": limits.max_file_mb,
-                "max_processes": limits.max_processes,
-            },
-        }
-        spec_fd = _data_fd(json.dumps(spec).encode())
-        stdin_fd = _data_fd(stdin.encode("utf-8", errors="replace"))
-        start = time.monotonic()
-        try:
-            process = subprocess.Popen(
-                [*command, "-c", _BOOT_SOURCE, str(spec_fd)],
-                stdin=stdin_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(spec_fd,),
-                cwd=cwd or "/", env=dict(SANDBOX_ENV), start_new_session=True, umask=0o022,
-            )
-        except OSError as exc:
-            return ExecutionResult(None, error=f"sandbox: could not start {command[0]}: {exc}")
-        finally:
-            os.close(spec_fd)
-            os.close(stdin_fd)
-        stdout, stderr, truncated, timed_out = _collect(process, start + limits.timeout_s, limits)
-        duration = time.monotonic() - start
-        code = None if timed_out else process.returncode
-        return ExecutionResult(
-            exit_code=code,
-            stdout=stdout.decode("utf-8", errors="replace"),
-            stderr=stderr.decode("utf-8", errors="replace"),
-            timed_out=timed_out,
-            error=f"timeout after {limits.timeout_s:g}s" if timed_out else _signal_error(code),
-            duration_s=duration,
-            truncated=truncated,
-        )
 
     def _resolve_isolation(self) -> str | None:
         """Decide bwrap or rlimits once (probing bwrap with a tiny program), warn on fallback."""
@@ -159,6 +124,46 @@ class LocalExecutor:
                 self.isolation = "rlimits"
                 _warn_fallback(reason)
             return self.isolation
+
+
+def _boot_limits(limits: Limits) -> dict:
+    """The limits the boot code applies inside the sandbox."""
+    return {
+        "cpu_s": max(1, math.ceil(limits.timeout_s)),
+        "memory_mb": limits.memory_mb,
+        "max_file_mb": limits.max_file_mb,
+        "max_processes": limits.max_processes,
+    }
+
+
+def _execute(command: list[str], spec: dict, stdin: str, limits: Limits, cwd: str | None) -> ExecutionResult:
+    """Start the boot code under `command`, feed it the spec, collect capped output."""
+    spec_fd = _data_fd(json.dumps(spec).encode())
+    stdin_fd = _data_fd(stdin.encode("utf-8", errors="replace"))
+    start = time.monotonic()
+    try:
+        process = subprocess.Popen(
+            [*command, "-c", _BOOT_SOURCE, str(spec_fd)],
+            stdin=stdin_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(spec_fd,),
+            cwd=cwd or "/", env=dict(SANDBOX_ENV), start_new_session=True, umask=0o022,
+        )
+    except OSError as exc:
+        return ExecutionResult(None, error=f"sandbox: could not start {command[0]}: {exc}")
+    finally:
+        os.close(spec_fd)
+        os.close(stdin_fd)
+    stdout, stderr, truncated, timed_out = _collect(process, start + limits.timeout_s, limits)
+    duration = time.monotonic() - start
+    code = None if timed_out else process.returncode
+    return ExecutionResult(
+        exit_code=code,
+        stdout=stdout.decode("utf-8", errors="replace"),
+        stderr=stderr.decode("utf-8", errors="replace"),
+        timed_out=timed_out,
+        error=f"timeout after {limits.timeout_s:g}s" if timed_out else _signal_error(code),
+        duration_s=duration,
+        truncated=truncated,
+    )
 
 
 def _bwrap_problem(executor: LocalExecutor) -> str:
