@@ -172,13 +172,37 @@ def evaluate(model, tokenizer, problems: list[Problem], cfg: LoopConfig) -> dict
     return metrics
 
 
-def keep(problems: list[Problem], samples: list[list[str]], k: int, check_steps: bool) -> list[tuple[str, str]]:
-    """Right completions, identical ones of a prompt dropped, at most `k` per prompt."""
+def gates_of(cfg: LoopConfig, tokenizer):
+    """The config's `length` and `repetition` gates, written out by hand: text -> kept?"""
+    checks = []
+    for spec in cfg.rewards:
+        if spec.gate is None or spec.name not in ("length", "repetition"):
+            continue
+        if spec.name == "length":
+            lo, hi = spec.args.get("min_tokens", 0), spec.args.get("max_tokens") or float("inf")
+            # the loop counts generated tokens with the EOS: +1 (a truncated sample is off by one)
+            count = lambda t: len(tokenizer(t, add_special_tokens=False)["input_ids"]) + 1  # noqa: E731
+            checks.append(lambda t, lo=lo, hi=hi, count=count: lo <= count(t) <= hi)
+        else:
+            n, max_share = spec.args.get("n", 4), spec.args.get("max_share", 0.3)
+            checks.append(lambda t, n=n, m=max_share: repeated_share(t.split(), n) <= m)
+    return lambda text: all(check(text) for check in checks)
+
+
+def repeated_share(words: list[str], n: int) -> float:
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return 1 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+def keep(problems: list[Problem], samples: list[list[str]], k: int, check_steps: bool,
+         passes_gates=lambda text: True) -> list[tuple[str, str]]:
+    """Right completions past the gates, identical ones of a prompt dropped, at most `k` per prompt."""
     pairs = []
     for problem, texts in zip(problems, samples):
         seen: set[str] = set()
         for text in texts:
-            if len(seen) < k and text.strip() not in seen and is_right(text, problem.answer, check_steps):
+            if (len(seen) < k and text.strip() not in seen and passes_gates(text)
+                    and is_right(text, problem.answer, check_steps)):
                 seen.add(text.strip())
                 pairs.append((problem.prompt, text))
     return pairs
@@ -203,6 +227,7 @@ def handwritten(cfg: LoopConfig, steps_by_round: dict[int, int] | None) -> float
     tokenizer.padding_side = "left"  # generation; `encode` pads training batches itself
     model = tiny_model(cfg.model.tiny, tokenizer, cfg.seed).eval()
     check_steps = any(r.name == "steps" for r in cfg.rewards)
+    passes_gates = gates_of(cfg, tokenizer)
     ro = cfg.rollout
     order = list(splits["train"])
     random.Random(cfg.seed).shuffle(order)
@@ -223,7 +248,7 @@ def handwritten(cfg: LoopConfig, steps_by_round: dict[int, int] | None) -> float
             samples = sample(model, tokenizer, [p.prompt for p in problems], ro.n, ro.temperature, ro.top_p,
                              ro.max_new_tokens, ro.batch_size)
         with clock("filter"):
-            pairs = keep(problems, samples, cfg.update.max_per_prompt, check_steps)
+            pairs = keep(problems, samples, cfg.update.max_per_prompt, check_steps, passes_gates)
         with clock("train"):
             steps = sft(model, tokenizer, pairs, cfg, steps_for(r, len(pairs), cfg.update.epochs), cfg.seed + r)
         with clock("evaluate"):
