@@ -89,3 +89,12 @@ def read_state(run_dir: Path) -> dict:
         return json.loads((run_dir / "state.json").read_text())
     except (OSError, ValueError):
         return {}
+
+
+def weight_change(before: Path, after: Path) -> float:
+    """The largest absolute difference between two saved policies' tensors (same names)."""
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(Path(before) / "model.safetensors")), load_file(str(Path(after) / "model.safetensors"))
+    assert a.keys() == b.keys()
+    return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)

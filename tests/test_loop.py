@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import comparable, kill_when, launch, read_state, write_config
+from conftest import comparable, kill_when, launch, read_state, weight_change, write_config
 from loop.cli import main
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def test_two_round_run_writes_the_documented_layout(reference: Path):
     rows = comparable(reference)
     assert [r["round"] for r in rows] == [0, 1, 2]
     for key in ("eval/pass@1", "eval/pass@2", "eval/maj@2", "control/pass@1"):
-        assert all(0.0 <= r[key] <= 1.0 for r in rows), key
+        assert all(0.0 <= r[key] <= 1.0 and (r[key] * 12).is_integer() for r in rows), key  # of 12 problems
     for key in ("filter/stack/accept_rate", "reward/math/mean", "train/steps", "train/examples"):
         assert all(key in r for r in rows[1:]), key
     times = json.loads((reference / "metrics.jsonl").read_text().splitlines()[1])
@@ -41,6 +41,7 @@ def test_two_round_run_writes_the_documented_layout(reference: Path):
         assert len(list((rd / "rollouts").glob("shard_*.parquet"))) == 16
         assert (rd / "checkpoint" / "model.safetensors").exists()
         assert (rd / "scored.parquet").exists() and (rd / "train" / "examples.parquet").exists()
+        assert weight_change(reference / f"round_{r - 1:03d}" / "checkpoint", rd / "checkpoint") > 0  # it trained
     assert yaml.safe_load((reference / "config.yaml").read_text())["seed"] == 3
     assert (reference / "accuracy.png").stat().st_size > 1000
     assert not list(reference.rglob("*.tmp"))
