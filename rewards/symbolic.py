@@ -22,7 +22,7 @@ import sympy
 from math_verify import ExprExtractionConfig, parse, verify
 from math_verify.grader import is_assignment_relation
 from sympy.core.relational import Relational
-from sympy.logic.boolalg import BooleanAtom
+from sympy.logic.boolalg import Boolean, BooleanAtom
 from sympy.parsing.sympy_parser import (
     convert_xor,
     implicit_multiplication_application,
@@ -80,7 +80,12 @@ def symbolic_equal(pred: str, gold: str, precision: int = 6) -> str:
     pred_readings = _read(pred)
     if not pred_readings:
         return PRED_UNPARSEABLE
-    if any(_has_truth_value(reading) for reading in gold_readings + pred_readings):
+    # A closed equation in the answer ("\\frac{1}{2} = \\frac{10}{9}", a worked chain) is read
+    # by its last side, as math-verify does, unless the reference is a statement too.
+    gold_is_statement = any(isinstance(reading, Boolean) for reading in gold_readings)
+    if any(_has_truth_value(reading, closed_counts=True) for reading in gold_readings) or any(
+        _has_truth_value(reading, closed_counts=gold_is_statement) for reading in pred_readings
+    ):
         return TRUTH_VALUE
     verdict = DIFFERENT
     for gold_reading, pred_reading in product(gold_readings, pred_readings):
@@ -92,14 +97,21 @@ def symbolic_equal(pred: str, gold: str, precision: int = 6) -> str:
     return verdict
 
 
-def _has_truth_value(reading) -> bool:
-    """Whether a reading is, or contains, a bare True/False (not a statement about values)."""
+def _has_truth_value(reading, closed_counts: bool) -> bool:
+    """Whether a reading is a bare True/False, or a set/tuple holding one.
+
+    With `closed_counts`, a closed statement ("1 < 2") counts too: it is true or false
+    about no unknown. A statement about unknowns (`x = 5+5 = 10`, an equation chain) is
+    left to math-verify, which compares its first and last sides.
+    """
     if isinstance(reading, (bool, BooleanAtom)):
         return True
+    if isinstance(reading, Boolean):
+        return closed_counts and not reading.free_symbols
     if isinstance(reading, sympy.Interval):
         return False  # its open/closed flags are stored as sympy booleans
     if isinstance(reading, sympy.Basic):
-        return any(_has_truth_value(arg) for arg in reading.args)
+        return any(_has_truth_value(arg, closed_counts) for arg in reading.args)
     return False
 
 
