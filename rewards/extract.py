@@ -31,6 +31,7 @@ _HASHES = re.compile(r"####[ \t]*([^\n]*)")
 _ANSWER_IS = re.compile(
     r"\b(?:the\s+(?:final\s+)?answer\s+is\b|final\s+answer\s*(?:is\b|:))[ \t]*:?", re.IGNORECASE
 )
+_FINAL_ANSWER = re.compile(r"\bfinal\s+answer\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\.(?:\s|$)")
 # A minus sign counts only when it is not a binary minus ("5-3" ends in 3, not -3).
 # Thousands separators (comma or space) must come in groups of three so "1,2,3" is a
@@ -146,11 +147,11 @@ def _boxes(text: str) -> list[tuple[int, int, int, int]]:
 def _last_boxed(text: str, parts: int = 1) -> str | None:
     """The last box, with the boxes joined to it by "," / "and" / spacing, or the last `parts` boxes.
 
-    None when "The final answer is ..." follows the last box: that box was an
-    intermediate result and the answer stated after it is the final one.
+    None when "final answer" follows the last box: that box was an intermediate result
+    and the answer stated after it is the final one (Math-Verify ranks it first too).
     """
     boxes = [b for b in _boxes(text) if text[b[0] : b[1]].strip()]
-    if not boxes or _ANSWER_IS.search(text, boxes[-1][3]):
+    if not boxes or _FINAL_ANSWER.search(text, boxes[-1][3]):
         return None
     chosen = [boxes[-1]]
     for previous in reversed(boxes[:-1]):

@@ -167,7 +167,7 @@ def test_math_reward_timeout_is_marked_and_recovers(math_reward):
         [r"\boxed{9^{9^{9^{9}}}}", r"\boxed{\frac{4}{2}}", r"\boxed{\frac{4}{3}}"],
         reference_answer=["2", "2", "2"],
     )
-    assert verdicts[0] == Verdict(0.0, f"timeout after {TIMEOUT_S:g}s", timed_out=True)
+    assert verdicts[0] == Verdict(0.0, f"cannot verify: timeout after {TIMEOUT_S:g}s", timed_out=True)
     assert [v.score for v in verdicts[1:]] == [1.0, 0.0]
     assert not any(v.timed_out for v in verdicts[1:])
 
