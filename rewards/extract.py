@@ -7,8 +7,8 @@ deliberate they are (the order is configurable, see `RULES`):
   spacing (`\\boxed{-2} and \\boxed{1}`) are one answer with several values;
 - `hashes`: `#### X` (GSM8K);
 - `answer_is`: "The (final) answer is X" / "Final answer: X";
-- `latex`: the last math span `$...$`, `$$...$$`, `\\(...\\)`, `\\[...\\]` (found with
-  Math-Verify's own span patterns), unless a plain number follows it;
+- `latex`: the last math span `$...$`, `$$...$$`, `\\(...\\)`, `\\[...\\]` in the last
+  1,500 characters (found with Math-Verify's own span patterns), unless a number follows it;
 - `number`: the last number anywhere.
 
 Every scan is linear in the text length (or bounded by Math-Verify's patterns), so a
@@ -56,6 +56,7 @@ _BOX_JOINER = re.compile(rf"{_JOINERS}*(?:[A-Za-z]+\s*(?:,|\band\b|\bor\b){_JOIN
 # An answer phrase followed by a long sentence is prose ("Final Answer: The number of
 # points is 19"); then the last math span or number of that sentence is the answer.
 _SHORT_ANSWER_CHARS = 60
+_LATEX_WINDOW = 1_500
 
 
 @dataclass(frozen=True)
@@ -191,10 +192,14 @@ def _last_answer_is(text: str) -> str | None:
 
 
 def _last_latex(text: str) -> str | None:
-    """The last math span, delimiters kept, unless a number stands after it.
+    """The last math span in the text's last `_LATEX_WINDOW` characters, unless a number
+    stands after it.
 
     "4 * $5 = $20" (dollars, not math) ends in the number 20, so the number rule answers.
+    The window bounds the cost: Math-Verify's span patterns are quadratic on degenerate
+    text such as "\\(" repeated, and this runs in-process, outside the timed worker.
     """
+    text = text[-_LATEX_WINDOW:]
     if "$" not in text and "\\" not in text and "[" not in text:
         return None  # nothing Math-Verify's span patterns could match; skip the regex
     last = None

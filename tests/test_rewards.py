@@ -78,7 +78,8 @@ def test_extract_answer(text, expected):
 
 @pytest.mark.parametrize(
     "text",
-    ["x" * 100_000, "{" * 100_000, r"\boxed{" * 20_000, "the answer is " * 10_000, "1," * 50_000],
+    ["x" * 100_000, "{" * 100_000, r"\boxed{" * 20_000, "the answer is " * 10_000, "1," * 50_000,
+     r"\(" * 50_000, "the answer is " + r"\[" * 50_000, "$$a" * 30_000, r"\boxed{1} " * 20_000],
 )
 def test_extract_answer_is_linear_on_degenerate_text(text):
     start = time.monotonic()
