@@ -2,9 +2,14 @@
 
 Scoring is two-tier. Most answers in grade-school and competition sets are plain numbers,
 so those are compared in-process with exact decimal arithmetic (thousands of samples per
-second). Anything else (`\\frac{1}{2}`, `2\\sqrt{3}`, `x = 5`) goes to `symbolic_equal` in a
-sandboxed worker process (`rewards/sandbox.py`) with a hard per-sample time limit, so an
-adversarial answer such as `9^{9^{9^9}}` costs `timeout_s` seconds and a 0, never a hang.
+second), and so are word answers (`\\text{odd}`). Anything else (`\\frac{1}{2}`, `2\\sqrt{3}`,
+`x \\in [0, \\infty)`) goes to `symbolic_equal` in a sandboxed worker process
+(`rewards/sandbox.py`) with a hard per-sample time limit, so an adversarial answer such as
+`9^{9^{9^9}}` costs `timeout_s` seconds and a 0, never a hang.
+
+A wrong answer scored 1 is the worst thing a verifier can do (RL trains on it), so what
+cannot be verified (a comparison that collapses to a bare truth value, equations that
+agree only by both having no solution, a timeout) scores 0 with the reason.
 """
 
 from __future__ import annotations
@@ -13,49 +18,73 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from rewards.extract import extract_answer
+from rewards.extract import RULES, check_rules, find_answer
 from rewards.sandbox import Sandbox
-from rewards.symbolic import DIFFERENT, EQUAL, GOLD_UNPARSEABLE
+from rewards.symbolic import DIFFERENT, EQUAL, GOLD_UNPARSEABLE, NO_SOLUTIONS, TRUTH_VALUE
 from rewards.verdict import Verdict, completion_text
 
 # Answers longer than this are not final answers but runaway text; parsing them would
 # only feed the worker something slow to reject.
 MAX_ANSWER_CHARS = 1_000
 
-# A plain decimal, optionally with thousands separators, currency sign and unit words:
-# "1,234", "-0.5", "\$18", "18 dollars". Commas must group by three so "1,2" (a pair) is
-# not read as twelve; "5 pi" is a multiple of pi, not five in units of "pi".
+# A plain decimal, optionally after `x =`, with thousands separators, currency sign and
+# unit words: "1,234", "100 000", "-0.5", "\\$18", "18 dollars", "x = 5". Separators must
+# group by three so "1,2" (a pair) is not read as twelve; "5 pi" is a multiple of pi, not
+# five in units of "pi".
 _PLAIN_NUMBER = re.compile(
-    r"(?:\\?\$)?(?P<number>[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+))"
+    r"(?:(?P<variable>[A-Za-z])\s*=\s*)?(?:\\?\$)?"
+    r"(?P<number>[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d{1,3}(?: \d{3})+|\d+)(?:\.\d*)?|\.\d+))"
     r"(?:\s+(?!(?:pi|sqrt|exp|log|ln)\b)[A-Za-z]{2,}\.?)*"
 )
+# LaTeX spacing between digit groups is a thousands separator, never a list:
+# "10,\\!080", "1\\,000", "1{,}000", "100\\ 000".
+_DIGIT_GROUP_SEPARATOR = re.compile(r"(?<=\d)(?:,\\!|\{,\}|\\[,!; ]|~)(?=\d{3}(?!\d))")
+_MATH_DELIMITERS = re.compile(r"^(?:\$\$|\$|\\\(|\\\[)(?P<content>.*?)(?:\$\$|\$|\\\)|\\\])$", re.DOTALL)
+# A word answer, as a whole: "odd", "\\text{No solution}", "\\textbf{even}".
+_TEXT_WRAPPER = re.compile(r"^\\(?:text|textbf|textit|mathrm|mbox|operatorname)\s*\{(?P<content>[^{}]*)\}$")
+_WORDS = re.compile(r"[A-Za-z]+(?:[ \-'][A-Za-z]+)*")
+_CANNOT_VERIFY = {
+    TRUTH_VALUE: "cannot verify: the comparison reduces to a bare true/false, not to values",
+    NO_SOLUTIONS: "cannot verify: both equations/inequalities have no solution, which proves nothing",
+}
 
 
 class MathReward:
     """Reward 1.0 when the completion's final answer equals `reference_answer`, else 0.0.
 
-    `None` when the reference answer is missing or unreadable (cannot judge). Slow
-    symbolic checks that exceed `timeout_s` seconds score 0.0 with `timed_out=True`.
-    Holds one worker process once a symbolic check is needed; `close()` (or `with`)
-    stops it, and it is also stopped at garbage collection and interpreter exit.
+    `None` when the reference answer is missing or unreadable (cannot judge). Answers that
+    cannot be verified, and slow symbolic checks that exceed `timeout_s` seconds (marked
+    `timed_out=True`), score 0.0. `extract` orders the extraction rules (see
+    `rewards.extract.RULES`; drop one to disable it); `precision` is the number of decimal
+    places a float answer must match. Holds one worker process once a symbolic check is
+    needed; `close()` (or `with`) stops it, and it is also stopped at garbage collection
+    and interpreter exit.
 
     >>> math_reward = MathReward()
     >>> math_reward(
-    ...     prompts=["2+2?", "Half of 1?", "3*3?"],
-    ...     completions=["The answer is 4.", [{"role": "assistant", "content": r"\\boxed{0.5}"}], "10"],
-    ...     reference_answer=["4", r"\\frac{1}{2}", "9"],
+    ...     prompts=["2+2?", "Half of 1?", "3*3?", "Domain?"],
+    ...     completions=["The answer is 4.", [{"role": "assistant", "content": r"\\boxed{0.5}"}], "10",
+    ...                  r"so we get $x \\in [1, \\infty)$."],
+    ...     reference_answer=["4", r"\\frac{1}{2}", "9", r"x \\in [0, \\infty)"],
     ... )
-    [1.0, 1.0, 0.0]
+    [1.0, 1.0, 0.0, 0.0]
     >>> math_reward.close()
     """
 
     __name__ = "math"  # TRL names the reward's logged metrics after reward_func.__name__
     cost = 1  # the filter stack runs cheaper rewards first
 
-    def __init__(self, timeout_s: float = 2.0):
+    def __init__(self, timeout_s: float = 2.0, extract: list[str] | tuple[str, ...] = RULES, precision: int = 6):
         if not timeout_s > 0:
             raise ValueError(f"math reward: timeout_s must be a positive number of seconds, got {timeout_s}")
+        if not (isinstance(precision, int) and 0 < precision <= 30):
+            raise ValueError(f"math reward: precision must be a number of decimal places in 1..30, got {precision!r}")
+        try:
+            self.rules = check_rules(extract)
+        except ValueError as exc:
+            raise ValueError(f"math reward: extract: {exc}") from None
         self.timeout_s = timeout_s
+        self.precision = precision
         self._sandbox = Sandbox("rewards.symbolic:symbolic_equal", timeout_s=timeout_s)
 
     def __call__(
@@ -80,35 +109,44 @@ class MathReward:
 
     def judge(self, completion: Any, reference: Any) -> Verdict:
         """Score one completion (string or message list) against one reference answer."""
-        gold = _clean(reference)
+        gold = _reference_text(reference)
         if not gold:
             return Verdict(None, "missing reference answer")
-        answer = extract_answer(completion_text(completion))
-        if answer is None:
+        found = find_answer(completion_text(completion), self.rules, parts=_count_parts(gold))
+        if found is None:
             return Verdict(0.0, "no answer found")
-        pred = _clean(answer)
+        pred = normalize_answer(found.text)
+        where = f"({found.rule})"
         if pred == gold:
-            return Verdict(1.0, f"answer {_preview(pred)} matches the reference exactly")
+            return Verdict(1.0, f"answer {_preview(pred)} {where} matches the reference exactly")
         pred_number, gold_number = _as_number(pred), _as_number(gold)
         if pred_number is not None and gold_number is not None:
-            return _compared(pred_number == gold_number, pred, gold)
+            (pred_variable, pred_value), (gold_variable, gold_value) = pred_number, gold_number
+            # "x = 5" answers "5", but not "y = 5".
+            same_variable = pred_variable == gold_variable or None in (pred_variable, gold_variable)
+            return _compared(pred_value == gold_value and same_variable, pred, gold, where)
+        pred_words, gold_words = _as_words(pred), _as_words(gold)
+        if pred_words is not None and gold_words is not None:
+            return _compared(pred_words == gold_words, pred, gold, where)
         if len(pred) > MAX_ANSWER_CHARS:
             return Verdict(0.0, f"answer too long to check ({len(pred)} characters)")
-        return self._judge_symbolically(pred, gold)
+        return self._judge_symbolically(pred, gold, where)
 
-    def _judge_symbolically(self, pred: str, gold: str) -> Verdict:
-        result = self._sandbox.call(pred, gold)
+    def _judge_symbolically(self, pred: str, gold: str, where: str) -> Verdict:
+        result = self._sandbox.call(pred, gold, self.precision)
         if result.timed_out:
-            return Verdict(0.0, result.error, timed_out=True)
+            return Verdict(0.0, f"cannot verify: {result.error}", timed_out=True)
         if result.worker_failed:
             return Verdict(None, f"math verifier unavailable: {result.error}")
         if result.error:
             return Verdict(0.0, f"could not check answer {_preview(pred)}: {result.error}")
         if result.value == GOLD_UNPARSEABLE:
             return Verdict(None, f"reference answer {_preview(gold)} could not be parsed")
+        if result.value in _CANNOT_VERIFY:
+            return Verdict(0.0, f"{_CANNOT_VERIFY[result.value]} (answer {_preview(pred)} {where})")
         if result.value in (EQUAL, DIFFERENT):
-            return _compared(result.value == EQUAL, pred, gold)
-        return Verdict(0.0, f"answer {_preview(pred)} could not be parsed")
+            return _compared(result.value == EQUAL, pred, gold, where)
+        return Verdict(0.0, f"answer {_preview(pred)} {where} could not be parsed")
 
     def close(self) -> None:
         """Stop the verifier worker; a later call starts a new one."""
@@ -121,27 +159,77 @@ class MathReward:
         self.close()
 
 
-def _compared(same: bool, pred: str, gold: str) -> Verdict:
-    relation = "equals" if same else "differs from"
-    return Verdict(1.0 if same else 0.0, f"answer {_preview(pred)} {relation} reference {_preview(gold)}")
+def normalize_answer(text: str) -> str:
+    """Answer text without the wrapping that does not change its meaning.
+
+    Outer `$`/`\\(`/`\\[` delimiters and a final period go; LaTeX thousands separators
+    are joined (`10,\\!080` -> `10080`); `\\dfrac`/`\\tfrac` become `\\frac`.
+
+    >>> normalize_answer(r"$x = 20,\\!080$.")
+    'x = 20080'
+    """
+    text = text.strip().rstrip(" \t\n.").strip()
+    delimited = _MATH_DELIMITERS.fullmatch(text)
+    if delimited:
+        text = delimited["content"]
+    text = text.strip().lstrip("$").rstrip(" \t\n.$").strip()
+    text = _DIGIT_GROUP_SEPARATOR.sub("", text)
+    return text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
 
 
-def _clean(value: Any) -> str:
-    """Answer text without the wrapping that does not change its meaning."""
-    if value is None:
+def _reference_text(reference: Any) -> str:
+    """The reference's answer: read like a completion's boxes when it has any (a full
+    solution), else all of it. An unclosed last box still holds the answer."""
+    if reference is None:
         return ""
-    return str(value).strip().lstrip("$").rstrip(" \t\n.$").strip()
+    text = str(reference)
+    if "\\boxed" in text or "\\fbox" in text:
+        boxed = find_answer(text, ("boxed",))
+        text = boxed.text if boxed else text.rpartition("\\boxed{")[2]
+    return normalize_answer(text)
 
 
-def _as_number(text: str) -> Decimal | None:
-    """`text` as an exact decimal when it is a plain number (see `_PLAIN_NUMBER`)."""
+def _count_parts(gold: str) -> int:
+    """How many comma/semicolon-separated parts the reference has outside brackets."""
+    if _as_number(gold) is not None:
+        return 1
+    depth, parts = 0, 1
+    for char in gold:
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(depth - 1, 0)
+        elif char in ",;" and depth == 0:
+            parts += 1
+    return parts
+
+
+def _compared(same: bool, pred: str, gold: str, where: str) -> Verdict:
+    relation = "equals" if same else "differs from"
+    return Verdict(1.0 if same else 0.0, f"answer {_preview(pred)} {where} {relation} reference {_preview(gold)}")
+
+
+def _as_number(text: str) -> tuple[str | None, Decimal] | None:
+    """`text` as (variable or None, exact decimal) when it is a plain number (see `_PLAIN_NUMBER`)."""
     match = _PLAIN_NUMBER.fullmatch(text)
     if match is None:
         return None
     try:
-        return Decimal(match["number"].replace(",", ""))
+        return match["variable"], Decimal(match["number"].replace(",", "").replace(" ", ""))
     except InvalidOperation:
         return None
+
+
+def _as_words(text: str) -> str | None:
+    """`text` as lower-case words when it is a word answer ("odd", "\\text{No solution}").
+
+    Bare letters count as words only from three letters on: `ab` is a product.
+    """
+    wrapped = _TEXT_WRAPPER.fullmatch(text)
+    content = (wrapped["content"] if wrapped else text).strip()
+    if not _WORDS.fullmatch(content) or (not wrapped and len(content) < 3):
+        return None
+    return " ".join(content.lower().split())
 
 
 def _preview(text: str, limit: int = 60) -> str:

@@ -2,7 +2,10 @@
 
 `symbolic_equal` reads each answer with sympy's `parse_expr` when it is plain arithmetic
 (`x**2 + 1`, `3*pi`) and with math-verify otherwise (LaTeX, sets, intervals, percentages,
-equations like `x = 5`), then compares the readings with math-verify's `verify`. Either can take unbounded time on
+equations like `x = 5`), then compares the readings with math-verify's `verify`, which
+compares sets, intervals, tuples and relations by their contents. Two guards keep that
+sound: a reading that is a bare truth value is never compared, and equations or
+inequalities that match only because both have no solution are "cannot verify". Either can take unbounded time on
 adversarial input (`9^{9^{9^9}}` expands a huge power), so this module is meant to run
 only inside the sandbox worker (`rewards/sandbox.py`), whose parent enforces the time
 limit. That is also why math-verify's own `signal.alarm` timeouts are switched off here.
@@ -13,8 +16,13 @@ from __future__ import annotations
 import logging
 import re
 
+from itertools import product
+
 import sympy
 from math_verify import ExprExtractionConfig, parse, verify
+from math_verify.grader import is_assignment_relation
+from sympy.core.relational import Relational
+from sympy.logic.boolalg import Boolean, BooleanAtom
 from sympy.parsing.sympy_parser import (
     convert_xor,
     implicit_multiplication_application,
@@ -26,6 +34,11 @@ EQUAL = "equal"
 DIFFERENT = "different"
 GOLD_UNPARSEABLE = "gold_unparseable"
 PRED_UNPARSEABLE = "pred_unparseable"
+# Cannot verify: an answer that reads as a bare True/False ("1 < 2", or a relation sympy
+# evaluated), or two equations/inequalities that "agree" only because neither has a
+# solution. Comparing those would accept wrong answers, so they are never a match.
+TRUTH_VALUE = "truth_value"
+NO_SOLUTIONS = "no_solutions"
 
 # With timeouts off math-verify warns once per process that we must time out ourselves;
 # the sandbox does, so the warning is noise.
@@ -44,18 +57,22 @@ _TRANSFORMATIONS = standard_transformations + (
 )
 
 
-def symbolic_equal(pred: str, gold: str) -> str:
+def symbolic_equal(pred: str, gold: str, precision: int = 6) -> str:
     """Compare a predicted answer with the reference answer, both as strings.
 
-    Returns EQUAL, DIFFERENT, GOLD_UNPARSEABLE or PRED_UNPARSEABLE (plain strings
-    because the result crosses a pipe). Plain arithmetic is read by sympy, everything
-    else (LaTeX, sets, intervals, `x = 5`, `50\\%`) by math-verify; math-verify's
-    `verify` then compares the two readings.
+    Returns EQUAL, DIFFERENT, GOLD_UNPARSEABLE, PRED_UNPARSEABLE, or (cannot verify)
+    TRUTH_VALUE / NO_SOLUTIONS; plain strings because the result crosses a pipe.
+    `precision` is the number of decimal places a float answer must match (math-verify's
+    `float_rounding`).
 
     >>> symbolic_equal(r"\\frac{1}{2}", "0.5")
     'equal'
     >>> symbolic_equal("x**2 + 2*x + 1", "(x + 1)^2")
     'equal'
+    >>> symbolic_equal(r"x \\in [1,\\infty)", r"x \\in [0,\\infty)")
+    'different'
+    >>> symbolic_equal("x^2 + 1 = 0", "x^2 + 2 = 0")
+    'no_solutions'
     """
     gold_readings = _read(gold)
     if not gold_readings:
@@ -63,8 +80,70 @@ def symbolic_equal(pred: str, gold: str) -> str:
     pred_readings = _read(pred)
     if not pred_readings:
         return PRED_UNPARSEABLE
-    same = verify(gold_readings, pred_readings, timeout_seconds=None)
-    return EQUAL if same else DIFFERENT
+    # A closed equation in the answer ("\\frac{1}{2} = \\frac{10}{9}", a worked chain) is read
+    # by its last side, as math-verify does, unless the reference is a statement too.
+    gold_is_statement = any(isinstance(reading, Boolean) for reading in gold_readings)
+    if any(_has_truth_value(reading, closed_counts=True) for reading in gold_readings) or any(
+        _has_truth_value(reading, closed_counts=gold_is_statement) for reading in pred_readings
+    ):
+        return TRUTH_VALUE
+    verdict = DIFFERENT
+    for gold_reading, pred_reading in product(gold_readings, pred_readings):
+        if not verify(gold_reading, pred_reading, float_rounding=precision, timeout_seconds=None):
+            continue
+        if not _both_unsolvable(gold_reading, pred_reading):
+            return EQUAL
+        verdict = NO_SOLUTIONS
+    return verdict
+
+
+def _has_truth_value(reading, closed_counts: bool) -> bool:
+    """Whether a reading is a bare True/False, or a set/tuple holding one.
+
+    With `closed_counts`, a closed statement ("1 < 2") counts too: it is true or false
+    about no unknown. A statement about unknowns (`x = 5+5 = 10`, an equation chain) is
+    left to math-verify, which compares its first and last sides.
+    """
+    if isinstance(reading, (bool, BooleanAtom)):
+        return True
+    if isinstance(reading, Boolean):
+        return closed_counts and not reading.free_symbols
+    if isinstance(reading, sympy.Interval):
+        return False  # its open/closed flags are stored as sympy booleans
+    if isinstance(reading, sympy.Basic):
+        return any(_has_truth_value(arg, closed_counts) for arg in reading.args)
+    return False
+
+
+def _both_unsolvable(gold, pred) -> bool:
+    """True when two relations (not `x = value` assignments) both have no solution.
+
+    math-verify compares equations by their solution lists, so `x^2 + 1 = 0` and
+    `x^2 + 2 = 0` (no real solution each) would match: [] == [].
+    """
+    relations = (gold, pred)
+    if not all(isinstance(r, Relational) and not is_assignment_relation(r) for r in relations):
+        return False
+    if _same_up_to_factor(gold, pred):
+        return False
+    return all(_no_solution(r) for r in relations)
+
+
+def _same_up_to_factor(gold: Relational, pred: Relational) -> bool:
+    """`2x = 4` and `x = 2`: one side-difference is a constant multiple of the other."""
+    try:
+        ratio = sympy.simplify((gold.lhs - gold.rhs) / (pred.lhs - pred.rhs))
+    except Exception:  # division by zero, unsimplifiable forms: decide by solutions instead
+        return False
+    return bool(ratio.is_number and ratio.is_nonzero)
+
+
+def _no_solution(relation: Relational) -> bool:
+    try:
+        solutions = sympy.solve(relation, sorted(relation.free_symbols, key=str))
+    except Exception:  # sympy cannot solve it: nothing shows it has a solution
+        return True
+    return isinstance(solutions, BooleanAtom) or (isinstance(solutions, list) and not solutions)
 
 
 def _read(text: str) -> list:
@@ -77,30 +156,22 @@ def _read(text: str) -> list:
     readings = parse("\\boxed{" + text + "}", parsing_timeout=None)
     if all(isinstance(reading, str) for reading in readings):
         readings = parse(text, extraction_config=[ExprExtractionConfig()], parsing_timeout=None) or readings
-    return [_plain_symbols(reading) for reading in readings]
-
-
-def _plain_symbols(reading):
-    """Replace math-verify's real-valued symbols by plain ones, as sympy's parser makes.
-
-    Otherwise `x^{2}` (math-verify, x real) and `x**2` (sympy, x plain) never compare equal.
-    """
-    if isinstance(reading, str) or not getattr(reading, "free_symbols", None):
-        return reading
-    try:
-        return reading.xreplace({s: sympy.Symbol(s.name) for s in reading.free_symbols})
-    except Exception:  # some containers (relations of sets...) refuse xreplace; keep as is
-        return reading
+    return readings
 
 
 def _sympy_parse(text: str):
-    """`text` as a sympy expression, or None when it is not safe plain arithmetic."""
+    """`text` as a sympy expression, or None when it is not safe plain arithmetic.
+
+    Symbols are made real, as math-verify makes them, so `x**2` here and `x^{2}` read by
+    math-verify are the same expression.
+    """
     if not _PLAIN_ARITHMETIC.fullmatch(text):
         return None
     names = _IDENTIFIER.findall(text)
     if any(len(name) > 1 and name not in _SAFE_NAMES for name in names):
         return None
     try:
-        return parse_expr(text, transformations=_TRANSFORMATIONS)
+        expr = parse_expr(text, transformations=_TRANSFORMATIONS)
+        return expr.xreplace({s: sympy.Symbol(s.name, real=True) for s in expr.free_symbols})
     except Exception:  # sympy raises many types (SyntaxError, TokenError, TypeError...)
         return None
