@@ -176,7 +176,9 @@ def test_code_task_round_runs_through_the_sandbox(tmp_path: Path):
     assert survivors and all(scored["reason/code"][i] for i in survivors)  # each one was run, with a reason
     reward = json.loads((round_dir / "metrics" / "reward.json").read_text())
     assert reward["reward/code/executions"] == len(survivors)
-    assert reward["reward/code/sandbox_bwrap"] == (1.0 if CodeReward().executor.isolation == "bwrap" else 0.0)
+    probe = CodeReward(timeout_s=2.0)  # does bwrap work on this machine? (decided on first use)
+    probe(["p"], ["x = 1"], tests=[["assert x == 1"]])
+    assert reward["reward/code/sandbox_bwrap"] == (1.0 if probe.executor.isolation == "bwrap" else 0.0)
     evaluation = json.loads((round_dir / "metrics" / "evaluate.json").read_text())
     assert (evaluation["eval/pass@1"] * 8).is_integer() and 0 <= evaluation["eval/pass@1"] <= 1  # of 8 problems
     assert evaluation["eval/verifier/executions"] <= 8  # greedy only (k=1); empty programs are not run
