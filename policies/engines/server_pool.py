@@ -84,7 +84,10 @@ class ServerPool:
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
         with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
             raw = response.read()
-        return json.loads(raw) if raw.strip() else {}
+        try:
+            return json.loads(raw) if raw.strip() else {}
+        except ValueError:  # some routes answer plain text (vLLM's /v1/load_lora_adapter)
+            return {"text": raw.decode(errors="replace")}
 
     def drop(self, url: str, reason: str) -> None:
         with self._lock:

@@ -19,18 +19,19 @@ servers hold.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
 from policies.engines.base import Completion, SamplingParams
 from policies.engines.completions import RemoteSampler, vllm_request
 from policies.engines.config import ServerOptions
-from policies.engines.server_pool import ServerPool
+from policies.engines.server_pool import ServerFailed, ServerPool
 from policies.loading import load_tokenizer
 
 
-class WeightSyncFailed(RuntimeError):
-    pass
+class WeightSyncFailed(ServerFailed):
+    """A server did not take the new weights: it is dropped like a dead one."""
 
 
 def pool_from(servers: list[str], options: ServerOptions) -> ServerPool:
@@ -73,12 +74,21 @@ class VLLMServerEngine:
     def _reload(self, url: str, path: str, generator_id: str) -> None:
         call = self.pool.call
         call(url, "/collective_rpc", {"method": "reload_weights", "kwargs": {"weights_path": path}})
-        call(url, "/reset_prefix_cache")
+        self._reset_prefix_cache(url)
         call(url, "/update_weight_version", {"new_version": generator_id})
         version = call(url, "/weight_info", method="GET").get("weight_version")
         if version != generator_id:
             raise WeightSyncFailed(f"{url} reports weight version {version!r} after loading {generator_id!r} "
                                    f"from {path}")
+
+    def _reset_prefix_cache(self, url: str, tries: int = 10) -> None:
+        """Cached prefixes hold the old weights' keys and values. vLLM refuses the reset
+        (`success: false`) while blocks are held by running requests: try again shortly."""
+        for _ in range(tries):
+            if self.pool.call(url, "/reset_prefix_cache").get("success", True):
+                return
+            time.sleep(0.5)
+        raise WeightSyncFailed(f"{url}: the prefix cache could not be reset after {tries} tries")
 
     def _load_adapter(self, path: str, generator_id: str) -> str:
         name = f"{generator_id}-{uuid.uuid4().hex[:8]}"  # fresh: vLLM keeps an adapter per name
