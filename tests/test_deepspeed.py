@@ -40,7 +40,7 @@ def test_zero_update_on_two_cpu_processes_saves_the_trained_weights(tiny_model_d
     base = load_file(Path(tiny_model_dir) / "model.safetensors")
     assert result.steps == 2 and saved.keys() == base.keys()
     assert all(saved[k].shape == base[k].shape for k in base)
-    assert all((saved[k] - trainer_own[k]).abs().max() == 0 for k in trainer_own)
+    assert all((saved[k] - trainer_own[k]).abs().max() == 0 for k in saved)  # its tied lm_head may be extra
     assert any((saved[k] - base[k]).abs().max() > 1e-4 for k in base)  # it trained
 
 

@@ -66,9 +66,9 @@ class RolloutConfig(Section):
         if not remote and self.servers:
             raise ValueError(f"servers is used only by engines {' and '.join(REMOTE)}, not {self.engine}: "
                              f"drop it or set engine: vllm_server")
-        if not remote and "server" in self.model_fields_set:
+        if not remote and self.server != ServerOptions():
             raise ValueError(f"server options are used only by engines {' and '.join(REMOTE)}, not {self.engine}")
-        if self.engine != "vllm" and "vllm" in self.model_fields_set:
+        if self.engine != "vllm" and self.vllm != VLLMOptions():
             raise ValueError(f"vllm options are used only by engine vllm, not {self.engine}")
         bad = [u for u in self.servers if not u.startswith(("http://", "https://"))]
         if bad:
