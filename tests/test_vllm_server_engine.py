@@ -6,6 +6,7 @@ reload each round (and its verification), LoRA adapters, and the request bodies 
 from __future__ import annotations
 
 import pytest
+from datasets import Dataset
 import torch
 
 from openai_server import OpenAITestServer, VLLMStandIn
@@ -196,3 +197,28 @@ def test_vllm_engine_without_vllm_installed_is_a_config_error():
         pytest.skip("vllm is importable here")
     with pytest.raises(ValueError, match="engine vllm needs vLLM"):
         RolloutConfig(engine="vllm")
+
+
+def test_loop_round_with_vllm_server_engine_against_two_fake_vllm_standins(tmp_path):
+    """`loop run` with rollout.engine=vllm_server: the stand-ins start from an untrained copy of
+    the run's tiny model and are reloaded with each round's checkpoint."""
+    from loop.cli import main
+    from loop.config import load_config
+    from policies.loading import build_tiny
+    from test_loop import write_config
+
+    (tmp_path / "probe").mkdir()
+    plain = load_config(write_config(tmp_path / "probe"))
+    start = build_tiny(plain.model, seed=plain.seed + 1, out_dir=tmp_path / "other_start")
+    standins = [VLLMStandIn(start), VLLMStandIn(start)]
+    with OpenAITestServer(backend=standins[0]) as a, OpenAITestServer(backend=standins[1]) as b:
+        config = write_config(tmp_path, rounds=1, control={"enabled": False},
+                              rollout__engine="vllm_server", rollout__servers=[a.url, b.url],
+                              rollout__server={"prompts_per_request": 2})
+        assert main(["run", str(config)]) == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    checkpoint = str((run_dir / "round_001" / "checkpoint").resolve())
+    assert all(s.version == "round_001" and s.reloads[-1] == checkpoint for s in standins)
+    assert all(s.completions > 0 for s in standins)  # the work was spread over both
+    rollouts = Dataset.from_parquet(str(run_dir / "round_001" / "rollouts" / "shard_00000.parquet"))
+    assert set(rollouts["generator_id"]) == {"round_000"} and min(rollouts["token_count"]) >= 1
