@@ -255,6 +255,7 @@ class Loop:
             settings=TrainSettings.of(u).model_copy(update=overrides), seed=seed, dtype=self.cfg.model.dtype,
             lora=u.lora.peft_kwargs() if u.lora else None, adapter_dir=str(Path(final_dir).parent / "adapter"),
             tokenizer_path=self.cfg.model.tokenizer,
+            deepspeed=u.deepspeed.config() if u.deepspeed else None, nodes=u.nodes.model_dump() if u.nodes else None,
         )
 
     def _train_with_bar(self, job: TrainJob, label: str, trainer) -> TrainResult:

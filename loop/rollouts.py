@@ -8,6 +8,7 @@ killed generation resumes at the first missing shard and produces the same sampl
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -36,8 +37,9 @@ def generate_shards(engine: RolloutEngine, prompts: Dataset, params: SamplingPar
         path = out_dir / f"shard_{index:05d}.parquet"
         rows = prompts.select(range(start, min(start + prompts_per_shard, len(prompts))))
         if not path.exists():
-            torch.manual_seed(seed_for(seed, round_idx, out_dir.name, index))
-            completions = engine.generate(rows["prompt_text"][:], params)
+            shard_seed = seed_for(seed, round_idx, out_dir.name, index)
+            torch.manual_seed(shard_seed)
+            completions = engine.generate(rows["prompt_text"][:], replace(params, seed=shard_seed % 2**31))
             records = _records(rows, completions, engine.generator_id, round_idx)
             extra = Features({k: v for k, v in rows.features.items() if k not in PROMPT})
             save_parquet(Dataset.from_list(records, features=Features({**ROLLOUT, **extra})), path)

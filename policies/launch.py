@@ -22,14 +22,18 @@ class TrainingFailed(RuntimeError):
     pass
 
 
-def accelerate_command(num_processes: int, module: str, job_file: Path) -> list[str]:
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    if torch.cuda.is_available():
-        cmd.append("--multi_gpu")
-    else:
+def accelerate_command(num_processes: int, module: str, job_file: Path, nodes: dict | None = None) -> list[str]:
+    """`num_processes` per machine; `nodes` (`NodeSettings` fields) spreads the group over machines."""
+    machines = nodes["count"] if nodes else 1
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes * machines),
+           "--num_machines", str(machines), "--mixed_precision", "no", "--dynamo_backend", "no", "--multi_gpu"]
+    if nodes:
+        # Every machine runs the same command with its own rank; static rendezvous at the main one.
+        cmd += ["--machine_rank", str(nodes["rank"]), "--main_process_ip", nodes["main_address"],
+                "--main_process_port", str(nodes["main_port"]), "--rdzv_backend", "static"]
+    elif not torch.cuda.is_available():
         # torchrun-style launch of N CPU ranks; the Trainer sets up a gloo process group.
-        cmd += ["--multi_gpu", "--main_process_port", str(_free_port())]
+        cmd += ["--main_process_port", str(_free_port())]
     return cmd + ["-m", module, str(job_file)]
 
 
@@ -44,10 +48,12 @@ def _free_port() -> int:
 def train(job: TrainJob, num_processes: int = 1, callbacks: tuple = ()) -> TrainResult:
     job_file = Path(job.output_dir) / "job.json"  # also the record of what was trained from what
     job.to_json(job_file)
-    if num_processes == 1:
+    if num_processes == 1 and not job.deepspeed and not job.nodes:  # DeepSpeed wants a launched process group
         return run_job(job, callbacks)
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    proc = subprocess.run(accelerate_command(num_processes, "policies.training", job_file), env=env)
+    if job.deepspeed and not torch.cuda.is_available():
+        env.setdefault("DS_ACCELERATOR", "cpu")
+    proc = subprocess.run(accelerate_command(num_processes, "policies.training", job_file, job.nodes), env=env)
     if proc.returncode != 0:
         raise TrainingFailed(f"training with {num_processes} processes exited with code {proc.returncode}")
     return TrainResult(**json.loads((Path(job.output_dir) / "result.json").read_text()))

@@ -42,6 +42,8 @@ class TrainJob:
     seed: int = 0
     dtype: str = "float32"
     tokenizer_path: str | None = None  # where the tokenizer comes from when not `model_path`
+    deepspeed: dict[str, Any] | None = None  # a DeepSpeed JSON config (`DeepSpeedSettings.config()`)
+    nodes: dict[str, Any] | None = None  # multi-node launch: `NodeSettings` fields (policies/launch.py)
 
     def to_json(self, path: Path) -> None:
         write_json(path, {**asdict(self), "settings": self.settings.model_dump()})
@@ -56,7 +58,8 @@ class TrainJob:
 
     def trainer_args(self) -> dict[str, Any]:
         """The `TrainingArguments` every TRL config shares."""
-        return self.settings.trainer_args(self.output_dir, self.seed, self.dtype, use_cpu=not torch.cuda.is_available())
+        args = self.settings.trainer_args(self.output_dir, self.seed, self.dtype, use_cpu=not torch.cuda.is_available())
+        return {**args, "deepspeed": self.deepspeed} if self.deepspeed else args
 
 
 @dataclass
@@ -85,6 +88,10 @@ def _trainer(job: TrainJob):
 
     from policies.loading import load_tokenizer
 
+    if job.deepspeed and not torch.cuda.is_available():
+        import deepspeed  # on CPU its default backend is oneCCL; TRL's DPO reference needs it up first
+
+        deepspeed.init_distributed(dist_backend="gloo")
     tokenizer = load_tokenizer(job.tokenizer_path or job.model_path)
     dtype = "auto" if job.dtype == "auto" else getattr(torch, job.dtype)
     model = AutoModelForCausalLM.from_pretrained(job.model_path, dtype=dtype)
@@ -110,8 +117,11 @@ def run_job(job: TrainJob, callbacks: tuple = ()) -> TrainResult:
     resume = last_complete_checkpoint(Path(job.output_dir))
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     result = _result(trainer.state.log_history, trainer.state.global_step, examples)
+    # ZeRO-3 shards the weights: every rank takes part in gathering them (a rank-0-only
+    # save_pretrained would write empty tensors and still exit 0).
+    gathered = trainer.accelerator.get_state_dict(trainer.model_wrapped) if job.deepspeed else None
     if trainer.accelerator.is_main_process:
-        _save(trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class, job)
+        _save(trainer.accelerator.unwrap_model(trainer.model), trainer.processing_class, job, gathered)
         write_json(Path(job.output_dir) / "result.json", asdict(result))
     trainer.accelerator.wait_for_everyone()
     return result
@@ -130,14 +140,41 @@ def _result(history: list[dict], steps: int, examples: int) -> TrainResult:
     return TrainResult(steps=steps, train_loss=means.pop("loss", float("nan")), examples=examples, metrics=means)
 
 
-def _save(model, tokenizer, job: TrainJob) -> None:
+def _save(model, tokenizer, job: TrainJob, gathered: dict | None = None) -> None:
     from policies.checkpoint import save_policy
+
+    if gathered is not None:
+        model = _with_weights(job, gathered)
 
     if job.lora is not None:
         from policies.lora import save_adapter_and_merge
 
         model = save_adapter_and_merge(model, tokenizer, Path(job.adapter_dir))
     save_policy(model, tokenizer, Path(job.final_dir))
+
+
+def _with_weights(job: TrainJob, state: dict) -> torch.nn.Module:
+    """A fresh CPU copy of the trained model (adapter included) holding the gathered weights.
+
+    Runs on the main rank alone, at the end of the job: ZeRO-3's hook on model construction
+    (which would wait for the other ranks) is switched off first."""
+    from transformers import AutoModelForCausalLM
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+
+    dtype = "auto" if job.dtype == "auto" else getattr(torch, job.dtype)
+    model = AutoModelForCausalLM.from_pretrained(job.model_path, dtype=dtype)
+    if job.lora is not None:
+        from policies.lora import add_adapter
+
+        model = add_adapter(model, job.lora)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = {k for k in missing if k.endswith("lm_head.weight")} if model.config.tie_word_embeddings else set()
+    if unexpected or set(missing) - tied:
+        raise RuntimeError(f"gathered weights do not fit the model: missing {sorted(set(missing) - tied)[:5]}, "
+                           f"unexpected {unexpected[:5]}")
+    return model
 
 
 def main(argv: list[str] | None = None) -> None:

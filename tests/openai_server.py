@@ -37,22 +37,23 @@ class OpenAITestServer:
     With `api_key`, requests without `Authorization: Bearer <api_key>` get a 401, as OpenAI does.
     """
 
-    def __init__(self, responder: Responder, api_key: str | None = None, model: str = "test-model"):
+    def __init__(self, responder: Responder | None = None, api_key: str | None = None, model: str = "test-model",
+                 backend: "VLLMStandIn | None" = None):
         self.responder = responder
+        self.backend = backend
         self.api_key = api_key
-        self.model = model
+        self.model = backend.base_name if backend is not None else model
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
+    url: str = ""  # the API base, set while serving (and kept after a kill)
 
     def __enter__(self) -> "OpenAITestServer":
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        host, port = self._httpd.server_address[:2]
+        self.url = f"http://{host}:{port}/v1"
         self._httpd.daemon_threads = True  # a request still sleeping at shutdown must not block exit
         # A short poll interval: `shutdown` waits for the serving loop's next poll.
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -60,9 +61,15 @@ class OpenAITestServer:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self.kill()
+
+    def kill(self) -> None:
+        """Stop serving: later connections are refused, as to a dead server."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._thread.join(timeout=5)
+            self._httpd = None
 
     def record(self, request: RecordedRequest) -> None:
         with self._lock:
@@ -72,6 +79,9 @@ class OpenAITestServer:
 def _handler_for(server: OpenAITestServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            server.record(RecordedRequest(self.path, dict(self.headers.items()), {}))
+            if server.backend is not None and self.path != "/v1/models":
+                return self._reply(*server.backend.handle("GET", self.path, {}))
             if self.path.rstrip("/") != "/v1/models":
                 return self._reply(404, {"error": {"message": f"no route {self.path}"}})
             self._reply(200, {"object": "list", "data": [{"id": server.model, "object": "model"}]})
@@ -85,6 +95,13 @@ def _handler_for(server: OpenAITestServer) -> type[BaseHTTPRequestHandler]:
             server.record(RecordedRequest(self.path, dict(self.headers.items()), body))
             if server.api_key and self.headers.get("Authorization") != f"Bearer {server.api_key}":
                 return self._reply(401, {"error": {"message": "Incorrect API key provided"}})
+            if server.backend is not None and self.path != "/v1/chat/completions":
+                answer = server.backend.handle("POST", self.path, body)
+                if answer is None:  # the stand-in died mid-request: no reply at all
+                    self.close_connection = True
+                    threading.Thread(target=server.kill, daemon=True).start()
+                    return
+                return self._reply(*answer)
             if self.path == "/v1/chat/completions":
                 prompt, chat = str(body.get("messages", [{}])[-1].get("content", "")), True
             elif self.path == "/v1/completions":
@@ -149,3 +166,118 @@ def hf_responder(model_dir: str | Path) -> Responder:
             return engine.generate([text], params)[0][0].text
 
     return respond
+
+
+class VLLMStandIn:
+    """The routes of `vllm serve` (VLLM_SERVER_DEV_MODE=1) that the `vllm_server` engine uses,
+    answered by a real tiny HF model: a stand-in for vLLM, which cannot run on a CPU.
+
+    - `POST /v1/completions`: a list of prompts, `n` samples each, seeded by `seed`; greedy
+      with n > 1 is refused (HTTP 400) as vLLM does. HFEngine reports a sample's total
+      log-prob and length, not per token: `token_logprobs` spreads the total evenly and
+      `token_ids` has the right count (their count and sum are all the client reads).
+    - `POST /collective_rpc {"method": "reload_weights", "kwargs": {"weights_path": P}}`: a
+      real in-place weight swap. `/reset_prefix_cache`, `/update_weight_version`,
+      `GET /weight_info` as vLLM answers them.
+    - `POST /v1/load_lora_adapter`: the peft adapter merged onto a copy of the current weights,
+      served under its name.
+
+    `die_after=k`: after k completion requests the next one gets no reply and the server
+    stops (a server killed mid-round). `fail_first=k`: the first k completion requests get a
+    503 (an overloaded server that recovers).
+    """
+
+    # One request at a time across all stand-ins of the process: seeding uses torch's global RNG.
+    lock = threading.Lock()
+
+    def __init__(self, model_dir: str | Path, served_name: str = "served", die_after: int | None = None,
+                 fail_first: int = 0):
+        from policies.engines.hf import HFEngine
+
+        self.engines = {served_name: HFEngine(model_dir, "served", batch_size=64, device="cpu")}
+        self.base_name = served_name
+        self.weights_path = str(model_dir)
+        self.version = "default"
+        self.die_after = die_after
+        self.fail_first = fail_first
+        self.completions = 0
+        self.reloads: list[str] = []
+
+    def handle(self, method: str, path: str, body: dict) -> tuple[int, dict] | None:
+        route = path.split("?")[0]
+        with self.lock:
+            if (method, route) == ("POST", "/v1/completions"):
+                return self._complete(body)
+            if (method, route) == ("POST", "/collective_rpc"):
+                return self._collective_rpc(body)
+            if (method, route) == ("POST", "/reset_prefix_cache"):
+                return 200, {"success": True}
+            if (method, route) == ("POST", "/update_weight_version"):
+                self.version = body["new_version"]
+                return 200, {"success": True, "new_version": self.version}
+            if (method, route) == ("GET", "/weight_info"):
+                return 200, {"weight_version": self.version}
+            if (method, route) == ("POST", "/v1/load_lora_adapter"):
+                return self._load_adapter(body)
+        return 404, {"error": {"message": f"no route {method} {path}"}}
+
+    def _complete(self, body: dict) -> tuple[int, dict] | None:
+        import torch
+
+        from policies.engines.base import SamplingParams
+
+        self.completions += 1
+        if self.die_after is not None and self.completions > self.die_after:
+            return None
+        if self.completions <= self.fail_first:
+            return 503, {"error": {"message": "overloaded"}}
+        engine = self.engines.get(body["model"])
+        if engine is None:
+            return 404, {"error": {"message": f"model {body['model']!r} does not exist"}}
+        n, temperature = body.get("n", 1), body.get("temperature", 1.0)
+        if temperature == 0 and n > 1:
+            return 400, {"error": {"message": f"n must be 1 when using greedy sampling, got {n}."}}
+        prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
+        params = SamplingParams(n=n, temperature=temperature, top_p=body.get("top_p", 1.0),
+                                max_new_tokens=body["max_tokens"], stop=tuple(body.get("stop") or ()))
+        if body.get("seed") is not None:
+            torch.manual_seed(body["seed"])
+        rows = engine.generate(prompts, params)
+        choices = []
+        for c in (c for row in rows for c in row):
+            ids = engine.tokenizer(c.text, add_special_tokens=False)["input_ids"][: c.token_count]
+            choices.append({
+                "index": len(choices), "text": c.text, "finish_reason": c.finish_reason,
+                "token_ids": ids + [engine.tokenizer.eos_token_id] * (c.token_count - len(ids)),
+                "logprobs": {"tokens": [], "token_logprobs": [c.sum_logprob / c.token_count] * c.token_count,
+                             "top_logprobs": [], "text_offset": []},
+            })
+        return 200, {"id": "cmpl-standin", "object": "text_completion", "model": body["model"], "choices": choices}
+
+    def _collective_rpc(self, body: dict) -> tuple[int, dict]:
+        from policies.checkpoint import swap_weights
+
+        if body.get("method") != "reload_weights":
+            return 400, {"error": {"message": f"the stand-in knows only reload_weights, not {body.get('method')!r}"}}
+        path = body["kwargs"]["weights_path"]
+        try:
+            swap_weights(self.engines[self.base_name].model, Path(path))
+        except (OSError, ValueError) as exc:
+            return 500, {"error": {"message": repr(exc)}}
+        self.weights_path = path
+        self.reloads.append(path)
+        return 200, {"results": [None]}
+
+    def _load_adapter(self, body: dict) -> tuple[int, dict]:
+        from peft import PeftModel
+
+        from policies.engines.hf import HFEngine
+
+        name, path = body["lora_name"], body["lora_path"]
+        if name in self.engines:
+            return 400, {"error": {"message": f"The lora adapter '{name}' has already been loaded."}}
+        engine = HFEngine(self.weights_path, name, batch_size=64, device="cpu")
+        engine.model.load_state_dict(self.engines[self.base_name].model.state_dict())
+        engine.model = PeftModel.from_pretrained(engine.model, path).merge_and_unload()
+        self.engines[name] = engine
+        return 200, {"text": f"Success: LoRA adapter '{name}' added successfully."}

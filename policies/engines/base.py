@@ -1,6 +1,6 @@
 """What a rollout engine is: sampling parameters in, completions out, weights swappable.
 
-Engines (`hf`, `vllm`) implement `RolloutEngine` structurally; the controller knows nothing
+Engines (`hf`, `vllm`, `vllm_server`, `openai`) implement `RolloutEngine` structurally; the controller knows nothing
 else about them, and they know nothing of rounds or resume.
 """
 
@@ -18,6 +18,7 @@ class SamplingParams:
     top_p: float = 1.0
     max_new_tokens: int = 64
     stop: tuple[str, ...] = field(default_factory=tuple)
+    seed: int | None = None  # engines that seed per request (vLLM); the hf engine uses torch's global seed
 
 
 @dataclass(frozen=True)

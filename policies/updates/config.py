@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from policies.deepspeed import DeepSpeedSettings
 from policies.train_settings import TrainSettings
 from rewards.section import Section
 
@@ -88,6 +89,21 @@ class LoraSettings(Section):
                 "target_modules": self.target_modules}
 
 
+class NodeSettings(Section):
+    """One machine of a multi-node update: every machine runs `loop` with its own `rank`."""
+
+    count: int = Field(2, ge=2, description="Machines in the update's process group.")
+    rank: int = Field(0, ge=0, description="This machine's rank; 0 is the main one.")
+    main_address: str = Field(..., min_length=1, description="IP or hostname of the rank-0 machine.")
+    main_port: int = Field(29500, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _rank_in_range(self) -> "NodeSettings":
+        if self.rank >= self.count:
+            raise ValueError(f"rank {self.rank} must be below count {self.count}")
+        return self
+
+
 class UpdateConfig(TrainSettings):
     """The `update` section: the algorithm and its filter, plus the `TrainSettings` fields
     (learning_rate, epochs, batch_size, ...) every training job of the run uses."""
@@ -99,7 +115,9 @@ class UpdateConfig(TrainSettings):
     dedup: bool = True
     difficulty: DifficultyBand | None = Field(None, description="Pass-rate band of prompts to train on, e.g. {lo: 0.2, hi: 0.8}.")
     replay_fraction: float = Field(0.0, ge=0, lt=1, description="Share of each SFT round's examples drawn from the seed set.")
-    num_processes: int = Field(1, ge=1, description=">1 launches the update with accelerate.")
+    num_processes: int = Field(1, ge=1, description="Processes per machine; >1 launches the update with accelerate.")
+    deepspeed: DeepSpeedSettings | None = Field(None, description="ZeRO-2/3 through accelerate, e.g. {stage: 3, offload_optimizer: cpu}.")
+    nodes: NodeSettings | None = Field(None, description="Multi-node updates: {count, rank, main_address, main_port}; checkpoints on shared storage.")
     seed_epochs: float = Field(0.0, ge=0, description="Initial SFT on data.seed_path that makes round 0.")
     seed_learning_rate: float | None = Field(None, gt=0, description="Learning rate of that SFT; defaults to learning_rate.")
     lora: LoraSettings | None = Field(None, description="Train a LoRA adapter (peft) instead of all weights.")
