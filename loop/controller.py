@@ -20,7 +20,7 @@ from pathlib import Path
 from datasets import Dataset
 from rich.console import Console
 
-from policies.atomic import save_parquet
+from policies.atomic import parquet_rows, save_parquet
 from loop.config import LoopConfig
 from loop.data import TaskData, load_task_data, round_prompts
 from loop.evaluate import evaluate
@@ -183,7 +183,7 @@ class Loop:
     def _train(self, r: int) -> dict:
         init = self._init_policy(self.state.policies, r)
         examples = self._examples_path(r)
-        if Dataset.from_parquet(str(examples)).num_rows == 0:
+        if parquet_rows(examples) == 0:  # Dataset.from_parquet refuses an empty file
             self.console.print(f"  round {r}: no accepted samples; the policy stays as it was")
             self.state.policies[str(r)] = init
             return {"train/steps": 0.0}
