@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,23 @@ from policies.atomic import read_json, write_json, write_text
 
 class RunLocked(RuntimeError):
     pass
+
+
+def check_can_create(path: Path) -> None:
+    """Raise ConfigError unless `path` is, or can become, a directory we may write. Leaves no trace:
+    the probe is a temporary directory made and removed in the nearest existing ancestor."""
+    from loop.config import ConfigError
+
+    probe = Path(path).absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"runs_dir: {str(probe)!r} is a file, so {str(path)!r} cannot be made; set runs_dir to a directory")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".selfloop-probe-", dir=probe))
+    except OSError as err:
+        raise ConfigError(f"runs_dir: cannot create directories in {str(probe)!r} ({err.strerror}); "
+                          "set runs_dir to a writable directory") from None
 
 
 @dataclass
@@ -96,6 +114,8 @@ class RunDir:
     # --- single writer ------------------------------------------------------------------
     def lock(self) -> None:
         """Refuse a second process on this run dir. The OS drops the lock when we die, even by SIGKILL."""
+        if self._lock_fd is not None:
+            return  # already ours
         self.path.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
