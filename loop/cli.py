@@ -21,7 +21,7 @@ from policies.atomic import write_yaml
 from loop.config import (ConfigError, LoopConfig, apply_overrides, diff, flatten, load_config, read_yaml_file,
                          to_dict, validate)
 from loop.preflight import preflight
-from loop.rundir import RunDir, RunLocked, check_can_create
+from loop.rundir import RunDir, RunLocked, check_can_create, config_hash
 from policies.schema import ACCEPT_RATE
 
 DEFAULT_CONFIG = "configs/demo.yaml"
@@ -90,17 +90,34 @@ def _prepare(args) -> tuple[LoopConfig, RunDir, list[str]]:
         raise
     run.lock()
     write_yaml(run.config_file, to_dict(cfg))
+    state = run.load_state()
+    state.config_hash = config_hash(to_dict(cfg))
+    run.save_state(state)
+    if run.rebuild_metrics(state.round):  # derived data: deleted or damaged, it is made again
+        notes.insert(0, f"rebuilt {run.metrics_file} from round_*/metrics/")
     return cfg, run, notes
 
 
 def _check_same_config(run: RunDir, cfg: LoopConfig, force: bool, resuming: bool) -> list[str]:
+    """The existing run's config and state agree with `cfg`; its checkpoints and metrics are whole."""
+    state = run.load_state()
+    how = "pass --force to accept the change" if resuming else \
+        f"resume it with `loop resume {run.path}`, or pick another name with --set name=..."
     changes = diff(read_yaml_file(run.config_file) or {}, to_dict(cfg))
     if changes and not force:
-        how = "pass --force to accept the change" if resuming else \
-            f"resume it with `loop resume {run.path}`, or pick another name with --set name=..."
         raise ConfigError(f"{run.path} was made by another config ({'; '.join(changes)}); {how}")
+    saved = to_dict(validate(read_yaml_file(run.config_file) or {}))
+    edited = state.config_hash is not None and state.config_hash != config_hash(saved)
+    if edited and not force:
+        raise ConfigError(f"{run.config_file} was edited since the run started (its hash differs from state.json's); "
+                          f"undo the edit, or {how.replace('the change', 'it')}")
+    missing = run.missing_checkpoints(state)
+    if missing:
+        raise ConfigError(f"{missing[0]} is missing (a policy named in {run.state_file}); restore it "
+                          "(e.g. copy the whole run dir again), or start over under another name")
     notes = ["[yellow]config changed (--force):[/yellow] " + "; ".join(changes)] if changes else []
-    return notes + [f"continuing {run.path} from round {run.load_state().round}"]
+    notes += ["[yellow]config.yaml was edited (--force): continuing with it[/yellow]"] if edited else []
+    return notes + [f"continuing {run.path} from round {state.round}"]
 
 
 def execute(cfg: LoopConfig, run: RunDir, console: Console) -> int:
@@ -129,9 +146,8 @@ def execute(cfg: LoopConfig, run: RunDir, console: Console) -> int:
 
 def status(run: RunDir, console: Console) -> int:
     if not run.exists():
-        console.print(f"{run.path}: no run here yet (no state.json)")
-        return 2
-    s = run.load_state()
+        raise ConfigError(f"{run.path}: no run here yet (no state.json); start one with `loop run`")
+    s, rows = run.load_state(), run.read_metrics()  # a damaged file is refused before a line is printed
     where = "finished" if s.done else f"round {s.round}, last completed phase: {s.phase or '(none)'}"
     console.print(f"{run.path}: {where}; generator {s.generator_id}")
     try:
@@ -140,7 +156,7 @@ def status(run: RunDir, console: Console) -> int:
         console.print("not running (resume with `loop resume " + str(run.path) + "`)" if not s.done else "")
     except RunLocked as err:
         console.print(str(err))
-    for row in run.read_metrics():
+    for row in rows:
         console.print(f"  round {row['round']}: pass@1 {row.get('eval/pass@1', float('nan')):.3f}"
                       f"  accept {row.get(ACCEPT_RATE, float('nan')):.2f}")
     return 0

@@ -89,8 +89,7 @@ class Loop:
         self.run.save_state(self.state)
 
     def _finish_round(self, r: int) -> None:
-        record = self.run.round_metrics(r)
-        record["time/round_s"] = sum(v for k, v in record.items() if k.startswith("time/") and k.endswith("_s"))
+        record = self.run.round_record(r)
         self.run.append_round_metrics(record)
         self.tracker.log(record, step=r)
         self.console.print(summary_line(record, self.run.read_metrics()), soft_wrap=True)
@@ -151,14 +150,12 @@ class Loop:
                                    ro.prompts_per_shard, self.cfg.seed, r, bar.advance)
 
     def _reward(self, r: int) -> dict:
-        scored, metrics = score(self._load_rollouts(r), self.rewards)
+        # The shards are a cache of a seeded computation: a deleted or truncated one is made again.
+        prompts = round_prompts(self.data.train, r, self.cfg.data.prompts_per_round, self.cfg.seed)
+        scored, metrics = score(self._sample(r, prompts, "rollouts"), self.rewards)
         save_parquet(scored, self._scored_path(r))
         self.tracker.log_rollouts(_table_rows(scored, self.cfg.tracking.table_rows), step=r)
         return metrics
-
-    def _load_rollouts(self, r: int) -> Dataset:
-        files = sorted(str(p) for p in (self.run.round_dir(r) / "rollouts").glob("shard_*.parquet"))
-        return Dataset.from_parquet(files)
 
     def _scored_path(self, r: int) -> Path:
         return self.run.round_dir(r) / "scored.parquet"
