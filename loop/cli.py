@@ -11,16 +11,16 @@ Bad input is one line naming the problem and exit code 2, with nothing written.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-import yaml
 from rich.console import Console
 
 from policies.atomic import write_yaml
-from loop.config import ConfigError, LoopConfig, apply_overrides, diff, flatten, load_config, to_dict, validate
-from loop.rundir import RunDir, RunLocked
+from loop.config import (ConfigError, LoopConfig, apply_overrides, diff, flatten, load_config, read_yaml_file,
+                         to_dict, validate)
+from loop.preflight import preflight
+from loop.rundir import RunDir, RunLocked, check_can_create, config_hash
 from policies.schema import ACCEPT_RATE
 
 DEFAULT_CONFIG = "configs/demo.yaml"
@@ -53,49 +53,70 @@ def main(argv: list[str] | None = None) -> int:
             return status(RunDir(args.run_dir), console)
         if args.command == "compare":
             return compare(args.run_dirs, Path(args.out), console)
-        cfg, run = _prepare(args, console)
+        cfg, run, notes = _prepare(args)
     except (ConfigError, RunLocked) as err:
-        console.print(f"[red]error:[/red] {err}", soft_wrap=True)
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)  # one line, whatever the message held
         return 2
+    for note in notes:
+        console.print(note, soft_wrap=True)
     return execute(cfg, run, console)
 
 
-def _prepare(args, console: Console) -> tuple[LoopConfig, RunDir]:
-    """Validate everything (config, data, run dir) before a single file is written."""
+def _prepare(args) -> tuple[LoopConfig, RunDir, list[str]]:
+    """Validate everything (config, data, model, run dir) before a single file is written or a
+    line printed; returns the config, the locked run dir and what to say about it."""
+    _quiet_libraries()
     if args.command == "run":
         cfg = load_config(args.config, args.overrides)
         run, force = RunDir(cfg.run_dir), False
     else:
         run = RunDir(args.run_dir)
-        if not run.config_file.exists():
+        if not run.config_file.is_file():
             raise ConfigError(f"{args.run_dir} is not a run directory (no config.yaml); start one with `loop run`")
-        cfg = validate(apply_overrides(yaml.safe_load(run.config_file.read_text()), args.overrides))
+        cfg = validate(apply_overrides(read_yaml_file(run.config_file), args.overrides))
         force = args.force
+    notes: list[str] = []
     if run.exists():
-        _check_same_config(run, cfg, force, console, resuming=args.command == "resume")
-    _preflight_data(cfg)
+        run.lock()  # a running dir is refused before anything else is said
+    else:
+        check_can_create(run.path)
+    try:
+        if run.exists():
+            notes = _check_same_config(run, cfg, force, resuming=args.command == "resume")
+        preflight(cfg)
+    except BaseException:
+        run.unlock()
+        raise
     run.lock()
     write_yaml(run.config_file, to_dict(cfg))
-    return cfg, run
+    state = run.load_state()
+    state.config_hash = config_hash(to_dict(cfg))
+    run.save_state(state)
+    if run.rebuild_metrics(state.round):  # derived data: deleted or damaged, it is made again
+        notes.insert(0, f"rebuilt {run.metrics_file} from round_*/metrics/")
+    return cfg, run, notes
 
 
-def _check_same_config(run: RunDir, cfg: LoopConfig, force: bool, console: Console, resuming: bool) -> None:
-    changes = diff(yaml.safe_load(run.config_file.read_text()), to_dict(cfg))
+def _check_same_config(run: RunDir, cfg: LoopConfig, force: bool, resuming: bool) -> list[str]:
+    """The existing run's config and state agree with `cfg`; its checkpoints and metrics are whole."""
+    state = run.load_state()
+    how = "pass --force to accept the change" if resuming else \
+        f"resume it with `loop resume {run.path}`, or pick another name with --set name=..."
+    changes = diff(read_yaml_file(run.config_file) or {}, to_dict(cfg))
     if changes and not force:
-        how = "pass --force to accept the change" if resuming else \
-            f"resume it with `loop resume {run.path}`, or pick another name with --set name=..."
         raise ConfigError(f"{run.path} was made by another config ({'; '.join(changes)}); {how}")
-    if changes:
-        console.print("[yellow]config changed (--force):[/yellow] " + "; ".join(changes))
-    console.print(f"continuing {run.path} from round {run.load_state().round}")
-
-
-def _preflight_data(cfg: LoopConfig) -> None:
-    """Load user data once so a missing column fails now, not in round 1. Built-in tasks can't fail so."""
-    if cfg.data.task is None:
-        from loop.data import load_task_data
-
-        load_task_data(cfg.data, cfg.seed, Path(os.devnull))
+    saved = to_dict(validate(read_yaml_file(run.config_file) or {}))
+    edited = state.config_hash is not None and state.config_hash != config_hash(saved)
+    if edited and not force:
+        raise ConfigError(f"{run.config_file} was edited since the run started (its hash differs from state.json's); "
+                          f"undo the edit, or {how.replace('the change', 'it')}")
+    missing = run.missing_checkpoints(state)
+    if missing:
+        raise ConfigError(f"{missing[0]} is missing (a policy named in {run.state_file}); restore it "
+                          "(e.g. copy the whole run dir again), or start over under another name")
+    notes = ["[yellow]config changed (--force):[/yellow] " + "; ".join(changes)] if changes else []
+    notes += ["[yellow]config.yaml was edited (--force): continuing with it[/yellow]"] if edited else []
+    return notes + [f"continuing {run.path} from round {state.round}"]
 
 
 def execute(cfg: LoopConfig, run: RunDir, console: Console) -> int:
@@ -103,7 +124,6 @@ def execute(cfg: LoopConfig, run: RunDir, console: Console) -> int:
     from loop.report import closing_lines, plot_accuracy
     from loop.tracking import make_tracker
 
-    _quiet_libraries()
     state = run.load_state()
     tracker = make_tracker(cfg.tracking, cfg.name, run.path, flatten(to_dict(cfg)), state.wandb_id)
     if tracker.run_id and tracker.run_id != state.wandb_id:
@@ -125,9 +145,8 @@ def execute(cfg: LoopConfig, run: RunDir, console: Console) -> int:
 
 def status(run: RunDir, console: Console) -> int:
     if not run.exists():
-        console.print(f"{run.path}: no run here yet (no state.json)")
-        return 2
-    s = run.load_state()
+        raise ConfigError(f"{run.path}: no run here yet (no state.json); start one with `loop run`")
+    s, rows = run.load_state(), run.read_metrics()  # a damaged file is refused before a line is printed
     where = "finished" if s.done else f"round {s.round}, last completed phase: {s.phase or '(none)'}"
     console.print(f"{run.path}: {where}; generator {s.generator_id}")
     try:
@@ -136,7 +155,7 @@ def status(run: RunDir, console: Console) -> int:
         console.print("not running (resume with `loop resume " + str(run.path) + "`)" if not s.done else "")
     except RunLocked as err:
         console.print(str(err))
-    for row in run.read_metrics():
+    for row in rows:
         console.print(f"  round {row['round']}: pass@1 {row.get('eval/pass@1', float('nan')):.3f}"
                       f"  accept {row.get(ACCEPT_RATE, float('nan')):.2f}")
     return 0
@@ -157,6 +176,7 @@ def _quiet_libraries() -> None:
     import transformers
 
     datasets.disable_progress_bars()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # its parse errors reach us as exceptions
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
 

@@ -7,17 +7,18 @@ the field's dotted path and what is allowed, before anything is written.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from loop.retention import StorageConfig
 from policies.engines.config import RolloutConfig
 from policies.model_config import ModelConfig
 from policies.updates.config import UpdateConfig
-from rewards.registry import RewardSpec, reward_names
+from rewards.registry import RewardSpec, build_reward, reward_names
 from rewards.section import Section
 
 
@@ -78,6 +79,8 @@ class DataConfig(Section):
             value = getattr(self, key)
             if value is not None and not Path(value).expanduser().exists():
                 raise ValueError(f"data.{key}: file {value!r} does not exist")
+            if value is not None and not Path(value).expanduser().is_file():
+                raise ValueError(f"data.{key}: {value!r} is not a file; give a .jsonl, .json or .parquet file")
         return self
 
 
@@ -134,11 +137,45 @@ class LoopConfig(Section):
         if self.eval.verifier not in keys and self.eval.verifier not in reward_names():
             raise ValueError(f"eval.verifier: {self.eval.verifier!r} is neither a reward of this run "
                              f"({', '.join(keys)}) nor a built-in ({', '.join(reward_names())})")
+        _check_verifier_builds(self.eval.verifier, keys)
+        _check_tests_columns(self.rewards, self.eval.verifier, self.data)
         return self
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        # The name is a directory under runs_dir: no separators, no `..`, nothing absolute or hidden.
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}", name):
+            raise ValueError(f"{name!r} is not a usable run name: use letters, digits and . _ + - "
+                             "(starting with a letter or digit, at most 100 characters), e.g. demo_2")
+        return name
 
     @property
     def run_dir(self) -> Path:
         return Path(self.runs_dir) / self.name
+
+
+def _check_verifier_builds(verifier: str, reward_keys: list[str]) -> None:
+    """A built-in verifier that is not one of the run's rewards is built without arguments."""
+    if verifier in reward_keys:
+        return
+    try:
+        build_reward(verifier)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"eval.verifier: {verifier!r} needs arguments ({' '.join(str(err).split())[:160]}); "
+                         f"add it to `rewards` with its args and set eval.verifier to its name") from None
+
+
+def _check_tests_columns(rewards: list[RewardSpec], verifier: str, data: DataConfig) -> None:
+    """The code reward reads its tests from a column: the data must provide it."""
+    provided = ({"tests"} if data.task.kind == "code" else set()) if data.task else set(data.columns.extra)
+    needs = {f"rewards[{spec.key}]": spec.args.get("tests_column", "tests") for spec in rewards if spec.name == "code"}
+    if verifier == "code" and verifier not in [spec.key for spec in rewards]:
+        needs["eval.verifier"] = "tests"
+    for where, column in needs.items():
+        if column not in provided:
+            raise ValueError(f"{where}: the code reward reads tests from column {column!r}, which the data does "
+                             f"not provide; map one with data.columns.extra: {{{column}: <your column>}}")
 
 
 def _check_update(update: UpdateConfig, rollout: RolloutConfig, rewards: list[RewardSpec]) -> None:
@@ -166,17 +203,22 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set rollout.n=8")
         node = raw
         *parents, leaf = key.strip().split(".")
+        if not all(parents) or not leaf:
+            raise ConfigError(f"--set {item!r}: empty part in the key; write it like rollout.n=8")
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item!r}: {part!r} is not a section")
-        node[leaf] = yaml.safe_load(value)
+        node[leaf] = parse_yaml(value, f"--set {item!r}")
     return raw
 
 
 def validate(raw: dict) -> LoopConfig:
+    """Strict: `rounds: true` or `rounds: "3"` is an error, not 1 or 3 (YAML says what a value is)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"expected a mapping of sections at the top level, got {type(raw).__name__}")
     try:
-        return LoopConfig.model_validate(raw)
+        return LoopConfig.model_validate(raw, strict=True)
     except ValidationError as err:
         raise ConfigError(_explain(err)) from None
 
@@ -185,21 +227,62 @@ def _explain(err: ValidationError) -> str:
     lines = []
     for e in err.errors():
         path = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
-        msg = e["msg"].removeprefix("Value error, ")
+        msg = " ".join(e["msg"].removeprefix("Value error, ").split())  # one line, whatever the library wrote
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see the config reference in README.md)"
-        lines.append(f"{path or 'config'}: {msg}")
+        elif e["type"].endswith("_type") and "input" in e:
+            msg += f", got {type(e['input']).__name__} {e['input']!r}"[:120]
+        names_field = path and msg.startswith((f"{path}.", f"{path}:"))  # a validator that said where
+        lines.append(msg if names_field else f"{path or 'config'}: {msg}")
     return "invalid config: " + "; ".join(lines)
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> LoopConfig:
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_yaml_file(path) or {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level (e.g. `rounds: 3`)")
     return validate(apply_overrides(raw, list(overrides)))
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-5` as a string; read it as the number everyone means (YAML 1.2)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """Parse YAML text; a syntax error is one line naming `where`, the position and the fix."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        hint = "indent with spaces, not tabs" if "\t" in text and "\\t" in repr(problem) else "fix the YAML syntax"
+        raise ConfigError(f"{where}: invalid YAML{at}: {problem}; {hint}") from None
+
+
+def read_yaml_file(path: str | Path) -> Any:
+    """The YAML in `path`; a missing, unreadable, binary or malformed file is one ConfigError."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise ConfigError(f"config file {str(path)!r} is a directory; give a YAML file") from None
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except OSError as err:
+        raise ConfigError(f"config file {str(path)!r} cannot be read ({err.strerror}); give a readable YAML file") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (a binary file?); give a YAML file") from None
+    return parse_yaml(text, str(path))
 
 
 def to_dict(cfg: LoopConfig) -> dict:

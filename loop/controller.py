@@ -20,7 +20,7 @@ from pathlib import Path
 from datasets import Dataset
 from rich.console import Console
 
-from policies.atomic import save_parquet
+from policies.atomic import parquet_rows, save_parquet
 from loop.config import LoopConfig
 from loop.data import TaskData, load_task_data, round_prompts
 from loop.evaluate import evaluate
@@ -94,8 +94,7 @@ class Loop:
             prune_trainer_checkpoints(job_dir, self.cfg.storage.trainer_checkpoints)
 
     def _finish_round(self, r: int) -> None:
-        record = self.run.round_metrics(r)
-        record["time/round_s"] = sum(v for k, v in record.items() if k.startswith("time/") and k.endswith("_s"))
+        record = self.run.round_record(r)
         self.run.append_round_metrics(record)
         self.tracker.log(record, step=r)
         self.console.print(summary_line(record, self.run.read_metrics()), soft_wrap=True)
@@ -160,14 +159,12 @@ class Loop:
                                    ro.prompts_per_shard, self.cfg.seed, r, bar.advance)
 
     def _reward(self, r: int) -> dict:
-        scored, metrics = score(self._load_rollouts(r), self.rewards)
+        # The shards are a cache of a seeded computation: a deleted or truncated one is made again.
+        prompts = round_prompts(self.data.train, r, self.cfg.data.prompts_per_round, self.cfg.seed)
+        scored, metrics = score(self._sample(r, prompts, "rollouts"), self.rewards)
         save_parquet(scored, self._scored_path(r))
         self.tracker.log_rollouts(_table_rows(scored, self.cfg.tracking.table_rows), step=r)
         return metrics
-
-    def _load_rollouts(self, r: int) -> Dataset:
-        files = sorted(str(p) for p in (self.run.round_dir(r) / "rollouts").glob("shard_*.parquet"))
-        return Dataset.from_parquet(files)
 
     def _scored_path(self, r: int) -> Path:
         return self.run.round_dir(r) / "scored.parquet"
@@ -192,7 +189,7 @@ class Loop:
     def _train(self, r: int) -> dict:
         init = self._init_policy(self.state.policies, r)
         examples = self._examples_path(r)
-        if Dataset.from_parquet(str(examples)).num_rows == 0:
+        if parquet_rows(examples) == 0:  # Dataset.from_parquet refuses an empty file
             self.console.print(f"  round {r}: no accepted samples; the policy stays as it was")
             self.state.policies[str(r)] = init
             return {"train/steps": 0.0}

@@ -26,9 +26,39 @@ class TaskData:
     seed: Dataset | None
 
 
-def _read_file(path: str) -> Dataset:
+def _read_file(path: str, field: str) -> Dataset:
+    """A local .jsonl/.json/.parquet file; anything unreadable or empty is one ConfigError."""
     kind = "parquet" if path.endswith(".parquet") else "json"
-    return load_dataset(kind, data_files=str(Path(path).expanduser()), split="train")
+    try:
+        ds = load_dataset(kind, data_files=str(Path(path).expanduser()), split="train")
+    except Exception as err:  # datasets wraps the parser's error in its own: report the root cause
+        cause = err.__cause__ or err
+        reason = " ".join(str(cause).split())[:160] or type(cause).__name__
+        if isinstance(err, StopIteration) or not reason.strip():
+            reason = "no rows"
+        raise ConfigError(f"{field}: {path} could not be read as {'Parquet' if kind == 'parquet' else 'JSON lines'} "
+                          f"({reason}); give one JSON object per line (or a .parquet file)") from None
+    return _checked_rows(ds, field, path)
+
+
+def _load_hub(cfg: DataConfig, split: str, field: str) -> Dataset:
+    """A split of a hub dataset; an unknown id, split or an unreachable hub is one ConfigError."""
+    try:
+        ds = load_dataset(cfg.dataset, cfg.subset, split=split)
+    except Exception as err:
+        reason = " ".join(str(err).split())[:200] or type(err).__name__
+        raise ConfigError(f"{field}: cannot load {cfg.dataset!r} split {split!r} ({reason}); check the id, the "
+                          "split and the network (offline, it must be in the local datasets cache)") from None
+    return _checked_rows(ds, field, f"{cfg.dataset}[{split}]")
+
+
+def _checked_rows(ds: Dataset, field: str, origin: str) -> Dataset:
+    if len(ds) == 0:
+        raise ConfigError(f"{field}: {origin} has no rows; give a file with one problem per line")
+    if set(ds.column_names) <= {"text"} and not isinstance(ds[0].get("text"), str):
+        raise ConfigError(f"{field}: {origin} holds a JSON list of values, not of objects; "
+                          "give one JSON object per line, e.g. {\"prompt\": ..., \"answer\": ...}")
+    return ds
 
 
 def _canonical(ds: Dataset, cfg: DataConfig, origin: str, need_rationale: bool = False) -> Dataset:
@@ -41,6 +71,14 @@ def _canonical(ds: Dataset, cfg: DataConfig, origin: str, need_rationale: bool =
         if column is not None and column not in ds.column_names:
             raise ConfigError(f"data.columns.{field}: column {column!r} is not in {origin} "
                               f"(its columns: {', '.join(ds.column_names)})")
+
+    for field in ("prompt", "answer"):  # a null would become the text "None": a silent wrong
+        column = wanted[field]
+        if column is not None:
+            nulls = [i for i, v in enumerate(ds[column][:]) if v is None or (field == "prompt" and not str(v).strip())]
+            if nulls:
+                raise ConfigError(f"data.columns.{field}: {len(nulls)} row(s) of {origin} have no {column!r} "
+                                  f"(row {nulls[0]} is null or empty); fill or remove them")
 
     def convert(row: dict, idx: int) -> dict:
         out = {"prompt_id": f"{origin}:{idx}", "prompt": str(row[cols.prompt]),
@@ -90,15 +128,15 @@ def load_task_data(cfg: DataConfig, seed: int, data_dir: Path) -> TaskData:
     if cfg.task is not None:
         cfg = _write_task_files(cfg, seed, data_dir)
     if cfg.dataset is not None:
-        train = load_dataset(cfg.dataset, cfg.subset, split=cfg.split)
+        train = _load_hub(cfg, cfg.split, "data.dataset")
         origin = f"{cfg.dataset}[{cfg.split}]"
     else:
-        train, origin = _read_file(cfg.path), Path(cfg.path).name
+        train, origin = _read_file(cfg.path, "data.path"), Path(cfg.path).name
     train = _canonical(train, cfg, origin)
     if cfg.eval_path is not None:
-        evaluation = _canonical(_read_file(cfg.eval_path), cfg, Path(cfg.eval_path).name)
+        evaluation = _canonical(_read_file(cfg.eval_path, "data.eval_path"), cfg, Path(cfg.eval_path).name)
     elif cfg.eval_split is not None:
-        raw = load_dataset(cfg.dataset, cfg.subset, split=cfg.eval_split)
+        raw = _load_hub(cfg, cfg.eval_split, "data.eval_split")
         evaluation = _canonical(raw, cfg, f"{cfg.dataset}[{cfg.eval_split}]")
     else:
         if cfg.eval_size >= len(train):
@@ -107,7 +145,7 @@ def load_task_data(cfg: DataConfig, seed: int, data_dir: Path) -> TaskData:
         train, evaluation = parts["train"], parts["test"]
     seed_set = None
     if cfg.seed_path is not None:
-        seed_set = _canonical(_read_file(cfg.seed_path), cfg, Path(cfg.seed_path).name, need_rationale=True)
+        seed_set = _canonical(_read_file(cfg.seed_path, "data.seed_path"), cfg, Path(cfg.seed_path).name, need_rationale=True)
     assert_disjoint(train, evaluation)
     if seed_set is not None:
         assert_disjoint(seed_set, evaluation)

@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from datasets import Dataset, Features, Value, concatenate_datasets
 
-from policies.atomic import save_parquet
+from policies.atomic import parquet_rows, save_parquet
 from policies.engines.base import RolloutEngine, SamplingParams
 from policies.schema import PROMPT, ROLLOUT, SCORE
 from rewards import WeightedReward, score_all
@@ -36,7 +36,7 @@ def generate_shards(engine: RolloutEngine, prompts: Dataset, params: SamplingPar
     for index, start in enumerate(range(0, len(prompts), prompts_per_shard)):
         path = out_dir / f"shard_{index:05d}.parquet"
         rows = prompts.select(range(start, min(start + prompts_per_shard, len(prompts))))
-        if not path.exists():
+        if not _complete(path, len(rows) * params.n):
             shard_seed = seed_for(seed, round_idx, out_dir.name, index)
             torch.manual_seed(shard_seed)
             completions = engine.generate(rows["prompt_text"][:], replace(params, seed=shard_seed % 2**31))
@@ -46,6 +46,14 @@ def generate_shards(engine: RolloutEngine, prompts: Dataset, params: SamplingPar
         shards.append(Dataset.from_parquet(str(path)))
         advance(len(rows))
     return concatenate_datasets(shards)
+
+
+def _complete(shard: Path, rows: int) -> bool:
+    """A shard that exists, parses and holds all its rows; anything else is made again."""
+    try:
+        return parquet_rows(shard) == rows
+    except (OSError, ValueError):  # missing, truncated (pyarrow raises ArrowInvalid, a ValueError)
+        return False
 
 
 def _records(rows: Dataset, completions, generator_id: str, round_idx: int) -> list[dict]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from policies.training import TrainJob, TrainResult, run_job
+from policies.training import OWNER_PID_ENV, TrainJob, TrainResult, die_with_parent, run_job
 
 
 class TrainingFailed(RuntimeError):
@@ -50,10 +50,13 @@ def train(job: TrainJob, num_processes: int = 1, callbacks: tuple = ()) -> Train
     job.to_json(job_file)
     if num_processes == 1 and not job.deepspeed and not job.nodes:  # DeepSpeed wants a launched process group
         return run_job(job, callbacks)
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), OWNER_PID_ENV: str(os.getpid())}
     if job.deepspeed and not torch.cuda.is_available():
         env.setdefault("DS_ACCELERATOR", "cpu")
-    proc = subprocess.run(accelerate_command(num_processes, "policies.training", job_file, job.nodes), env=env)
+    # The launcher dies with us (even by SIGKILL of this process alone), and each rank with the
+    # launcher (policies.training.main): no rank outlives the loop and writes beside a resume.
+    proc = subprocess.run(accelerate_command(num_processes, "policies.training", job_file, job.nodes), env=env,
+                          preexec_fn=die_with_parent)
     if proc.returncode != 0:
         raise TrainingFailed(f"training with {num_processes} processes exited with code {proc.returncode}")
     return TrainResult(**json.loads((Path(job.output_dir) / "result.json").read_text()))

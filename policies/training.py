@@ -177,7 +177,46 @@ def _with_weights(job: TrainJob, state: dict) -> torch.nn.Module:
     return model
 
 
+# The controller's pid, set for worker ranks: a rank whose controller is gone must not write.
+OWNER_PID_ENV = "SELFLOOP_OWNER_PID"
+
+
+def die_with_parent() -> None:
+    """Linux: have the kernel SIGKILL this process when its parent dies.
+
+    torch elastic starts each rank in a new session, so killing the loop's process group
+    misses them; without this they would go on writing checkpoints into a run dir whose lock
+    is free, beside a `loop resume`. Safe to call in a `preexec_fn` (one libc call).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _exit_if_orphaned(parent_before: int) -> None:
+    """Close the race before `die_with_parent`: the parent (or the controller) may already be gone."""
+    import os
+
+    owner = os.environ.get(OWNER_PID_ENV)
+    try:
+        if owner:
+            os.kill(int(owner), 0)
+    except ProcessLookupError:
+        os._exit(1)
+    if os.getppid() != parent_before:
+        os._exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
+    import os
+
+    parent = os.getppid()
+    die_with_parent()
+    _exit_if_orphaned(parent)
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         sys.exit("usage: python -m policies.training JOB.json")

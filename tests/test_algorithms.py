@@ -12,6 +12,7 @@ from datasets import Dataset
 from safetensors import safe_open
 
 from loop.cli import main
+from loop.rundir import RunDir
 from conftest import comparable, kill_when, launch, read_state, weight_change, write_config
 
 # A tiny random model is rarely right, so the DPO/GRPO runs also reward length: samples differ.
@@ -50,7 +51,7 @@ def test_rest_runs_one_improve_step_per_threshold(tmp_path: Path):
 
 def test_rest_em_retrains_from_the_base_model_each_round(tmp_path: Path):
     run_dir = run(tmp_path, rounds=2, update__algorithm="rest_em", update__max_per_prompt=1)
-    policies = read_state(run_dir)["policies"]
+    policies = RunDir(run_dir).load_state().policies  # state.json keeps them relative to the run dir
     assert job(run_dir, 1)["model_path"] == job(run_dir, 2)["model_path"] == policies["0"]
     assert all(r["filter/dropped_over_cap"] > 0 for r in rounds(run_dir)[1:])  # K = 1 of 2 samples
     assert read_state(run_dir)["generator_id"] == "round_002"
@@ -63,7 +64,7 @@ def test_dpo_round_trains_on_pairs_against_the_round_start_policy(tmp_path: Path
     pairs = Dataset.from_parquet(str(run_dir / "round_001" / "train" / "examples.parquet"))
     assert last["dpo/pairs"] == len(pairs) > 0 and last["train/steps"] > 0
     assert {"train/rewards/margins", "train/rewards/accuracies"} <= set(last)  # TRL's DPO logs
-    assert job(run_dir, 1)["model_path"] == read_state(run_dir)["policies"]["0"]  # also the reference
+    assert job(run_dir, 1)["model_path"] == RunDir(run_dir).load_state().policies["0"]  # also the reference
     assert job(run_dir, 1)["options"]["loss_type"] == ["sigmoid", "sft"]
     assert weight_change(run_dir / "round_000" / "checkpoint", run_dir / "round_001" / "checkpoint") > 0
 

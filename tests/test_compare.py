@@ -32,4 +32,4 @@ def test_compare_prints_each_run_per_round_and_writes_a_plot(tmp_path: Path, cap
 
 def test_compare_names_a_directory_without_metrics(tmp_path: Path, capsys):
     assert main(["compare", str(tmp_path / "missing")]) == 2
-    assert "has no metrics.jsonl" in capsys.readouterr().out
+    assert "has no metrics.jsonl" in capsys.readouterr().err

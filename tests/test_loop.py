@@ -92,7 +92,7 @@ def test_status_says_where_a_run_stands(reference: Path, capsys):
 
 def test_resume_with_changed_config_needs_force(reference: Path, capsys):
     assert main(["resume", str(reference), "--set", "rollout.temperature=0.5"]) == 2
-    assert "rollout.temperature: 1.0 -> 0.5" in capsys.readouterr().out
+    assert "rollout.temperature: 1.0 -> 0.5" in capsys.readouterr().err
 
 
 def test_second_process_on_the_same_run_is_refused(tmp_path: Path, capsys):
@@ -103,7 +103,7 @@ def test_second_process_on_the_same_run_is_refused(tmp_path: Path, capsys):
     holder.lock()
     try:
         assert main(["run", str(config)]) == 2
-        assert f"in use by another process (pid {os.getpid()})" in capsys.readouterr().out
+        assert f"in use by another process (pid {os.getpid()})" in capsys.readouterr().err
     finally:
         holder.unlock()
 
@@ -120,8 +120,8 @@ BAD_INPUT = [
 @pytest.mark.parametrize("changes,message", BAD_INPUT, ids=[m.split(":")[0] for _, m in BAD_INPUT])
 def test_bad_input_is_one_clear_line_and_exit_2(tmp_path: Path, capsys, changes, message):
     assert main(["run", str(write_config(tmp_path, **changes))]) == 2
-    out = capsys.readouterr().out
-    assert message in out and out.startswith("error:")
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("error:")
     assert not (tmp_path / "runs").exists(), "nothing may be written for bad input"
 
 
@@ -130,14 +130,14 @@ def test_missing_mapped_column_is_caught_before_anything_is_written(tmp_path: Pa
     data.write_text("".join(json.dumps({"question": f"{i}+1", "answer": str(i + 1)}) + "\n" for i in range(30)))
     config = write_config(tmp_path, data__task=None, data__path=str(data), data__eval_size=5,
                           data__columns={"prompt": "problem", "answer": "answer"}, update__seed_epochs=0,
-                          control__enabled=False, model__tiny=None, model__name=str(tmp_path))
+                          control__enabled=False)
     assert main(["run", str(config)]) == 2
     assert "data.columns.prompt: column 'problem' is not in problems.jsonl (its columns: question, answer)" \
-        in capsys.readouterr().out
+        in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
 
 
 def test_run_dir_made_by_another_config_is_refused(reference: Path, tmp_path: Path, capsys):
     config = write_config(tmp_path, runs_dir=str(reference.parent), seed=4)
     assert main(["run", str(config)]) == 2
-    assert "was made by another config (seed: 3 -> 4)" in capsys.readouterr().out
+    assert "was made by another config (seed: 3 -> 4)" in capsys.readouterr().err

@@ -205,7 +205,7 @@ def test_loop_round_with_vllm_server_engine_against_two_fake_vllm_standins(tmp_p
     from loop.cli import main
     from loop.config import load_config
     from policies.loading import build_tiny
-    from test_loop import write_config
+    from conftest import write_config
 
     (tmp_path / "probe").mkdir()
     plain = load_config(write_config(tmp_path / "probe"))
