@@ -68,6 +68,20 @@ def _create_two_stage_parser(converter: _Latex2Sympy, latex: str):
 
 _Latex2Sympy.create_parser = _create_two_stage_parser
 
+# Its number atoms go through `sympy.Number(text)`, which runs sympy's whole string parser
+# (tokenize + eval) per digit string; an all-digit string is that Integer directly.
+_parse_number_text = _Latex2Sympy.parse_number
+
+
+def _parse_number(converter: _Latex2Sympy, text: str):
+    digits = text.replace(",", "")
+    if digits.isdigit():
+        return sympy.Integer(int(digits))
+    return _parse_number_text(converter, text)
+
+
+_Latex2Sympy.parse_number = _parse_number
+
 # With timeouts off math-verify warns once per process that we must time out ourselves;
 # the sandbox does, so the warning is noise.
 logging.getLogger("math_verify").setLevel(logging.ERROR)
