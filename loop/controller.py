@@ -26,7 +26,7 @@ from loop.data import TaskData, load_task_data, round_prompts
 from loop.evaluate import evaluate
 from loop.progress import BarCallback, phase_bar
 from loop.retention import prune_old_policies, prune_trainer_checkpoints
-from loop.rollouts import generate_shards, score, seed_for
+from loop.rollouts import generate_shards, score, score_shards, seed_for
 from loop.rundir import RunDir, RunState
 from loop.tracking import Tracker
 from policies.engines import RolloutEngine, SamplingParams, build_engine
@@ -160,14 +160,11 @@ class Loop:
                                    ro.prompts_per_shard, self.cfg.seed, r, bar.advance)
 
     def _reward(self, r: int) -> dict:
-        scored, metrics = score(self._load_rollouts(r), self.rewards)
-        save_parquet(scored, self._scored_path(r))
-        self.tracker.log_rollouts(_table_rows(scored, self.cfg.tracking.table_rows), step=r)
+        shards = sorted((self.run.round_dir(r) / "rollouts").glob("shard_*.parquet"))
+        rows = self.cfg.tracking.table_rows
+        preview, metrics = score_shards(shards, self._scored_path(r), self.rewards, preview_rows=rows)
+        self.tracker.log_rollouts(_table_rows(preview), step=r)
         return metrics
-
-    def _load_rollouts(self, r: int) -> Dataset:
-        files = sorted(str(p) for p in (self.run.round_dir(r) / "rollouts").glob("shard_*.parquet"))
-        return Dataset.from_parquet(files)
 
     def _scored_path(self, r: int) -> Path:
         return self.run.round_dir(r) / "scored.parquet"
@@ -263,10 +260,9 @@ class Loop:
             return trainer(job, self.cfg.update.num_processes, (BarCallback(bar),))
 
 
-def _table_rows(scored: Dataset, n: int) -> list[dict]:
+def _table_rows(scored_rows: list[dict]) -> list[dict]:
     keep = ["prompt_id", "prompt", "completion", "reference_answer"]
-    keep += [c for c in scored.column_names if is_score_column(c) and c != "rejected_by"]
-    return scored.select(range(min(n, len(scored)))).select_columns(keep).to_list()
+    return [{c: row[c] for c in row if c in keep or (is_score_column(c) and c != "rejected_by")} for row in scored_rows]
 
 
 def summary_line(record: dict, history: list[dict]) -> str:
