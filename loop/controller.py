@@ -26,7 +26,7 @@ from loop.data import TaskData, load_task_data, round_prompts
 from loop.evaluate import evaluate
 from loop.progress import BarCallback, phase_bar
 from loop.retention import prune_old_policies, prune_trainer_checkpoints
-from loop.rollouts import generate_shards, score, seed_for
+from loop.rollouts import generate_shards, score, score_shards, seed_for
 from loop.rundir import RunDir, RunState
 from loop.tracking import Tracker
 from policies.engines import RolloutEngine, SamplingParams, build_engine
@@ -161,9 +161,11 @@ class Loop:
     def _reward(self, r: int) -> dict:
         # The shards are a cache of a seeded computation: a deleted or truncated one is made again.
         prompts = round_prompts(self.data.train, r, self.cfg.data.prompts_per_round, self.cfg.seed)
-        scored, metrics = score(self._sample(r, prompts, "rollouts"), self.rewards)
-        save_parquet(scored, self._scored_path(r))
-        self.tracker.log_rollouts(_table_rows(scored, self.cfg.tracking.table_rows), step=r)
+        self._sample(r, prompts, "rollouts")
+        shards = sorted((self.run.round_dir(r) / "rollouts").glob("shard_*.parquet"))
+        rows = self.cfg.tracking.table_rows
+        preview, metrics = score_shards(shards, self._scored_path(r), self.rewards, preview_rows=rows)
+        self.tracker.log_rollouts(_table_rows(preview), step=r)
         return metrics
 
     def _scored_path(self, r: int) -> Path:
@@ -261,10 +263,9 @@ class Loop:
             return trainer(job, self.cfg.update.num_processes, (BarCallback(bar),))
 
 
-def _table_rows(scored: Dataset, n: int) -> list[dict]:
+def _table_rows(scored_rows: list[dict]) -> list[dict]:
     keep = ["prompt_id", "prompt", "completion", "reference_answer"]
-    keep += [c for c in scored.column_names if is_score_column(c) and c != "rejected_by"]
-    return scored.select(range(min(n, len(scored)))).select_columns(keep).to_list()
+    return [{c: row[c] for c in row if c in keep or (is_score_column(c) and c != "rejected_by")} for row in scored_rows]
 
 
 def summary_line(record: dict, history: list[dict]) -> str:

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
+import os
+import tempfile
 from pathlib import Path
 from typing import Callable
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 from datasets import Dataset, Features, Value, concatenate_datasets
 
@@ -72,29 +76,107 @@ def _records(rows: Dataset, completions, generator_id: str, round_idx: int) -> l
     return records
 
 
+# Rows scored at a time: memory stays bounded by this, not by the round's size.
+SCORE_BATCH_ROWS = 8192
+
+
 def score(rollouts: Dataset, rewards: list[WeightedReward]) -> tuple[Dataset, dict[str, float]]:
     """Add `reward` (weighted total), `reward/<name>` and `reason/<name>` columns; reward metrics."""
-    columns = rollouts.to_dict()  # plain lists: iterating Arrow-backed columns row by row is slow
+    totals = _ScoreTotals()
+    out = _score_batch(rollouts.to_dict(), rewards, totals)
+    return Dataset.from_dict(out, features=_scored_features(rollouts.features, out)), totals.metrics(rewards)
+
+
+def score_shards(rollout_files: list[Path], out_path: Path, rewards: list[WeightedReward],
+                 batch_rows: int = SCORE_BATCH_ROWS, preview_rows: int = 64) -> tuple[list[dict], dict[str, float]]:
+    """Score rollout shards batch by batch into one Parquet file, atomically.
+
+    Returns the first `preview_rows` rows scored (for the tracker's table) and the reward metrics over all
+    rows. Peak memory is one batch of rows plus the rewards' own state, whatever the row count.
+    A killed call leaves no `out_path` and is simply run again.
+    """
+    totals, preview, writer = _ScoreTotals(), [], None
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+    os.close(fd)
+    try:
+        for path in rollout_files:
+            shard = pq.ParquetFile(path)
+            features = Features.from_arrow_schema(shard.schema_arrow)
+            for batch in shard.iter_batches(batch_rows):
+                out = _score_batch(batch.to_pydict(), rewards, totals)
+                table = pa.Table.from_pydict(out, schema=_scored_features(features, out).arrow_schema)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                elif table.schema != writer.schema:  # a batch with a reward column all None
+                    table = table.cast(writer.schema)
+                writer.write_table(table)
+                if len(preview) < preview_rows:
+                    preview += table.slice(0, preview_rows - len(preview)).to_pylist()
+        if writer is None:  # no rollouts: an empty table with the columns it would have had
+            columns = {f"{prefix}{reward.name}": [] for reward in rewards for prefix in ("reward/", "reason/")}
+            writer = pq.ParquetWriter(tmp, _scored_features(ROLLOUT, columns).arrow_schema)
+        writer.close()
+        os.replace(tmp, out_path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return preview, totals.metrics(rewards)
+
+
+def _score_batch(columns: dict[str, list], rewards: list[WeightedReward], totals: _ScoreTotals) -> dict[str, list]:
+    """One batch of rollout columns (plain lists) with the score columns added."""
     prompts, completions = columns.pop("prompt_text"), columns.pop("completion")
-    table = score_all(rewards, prompts, completions, **columns)
+    table = score_all(rewards, prompts, completions, pop_metrics=False, **columns)
     out = {**columns, "prompt_text": prompts, "completion": completions, "reward": table.total,
            "rejected_by": table.rejected_by}
-    metrics = {"reward/total/mean": _mean(table.total)}
     for name, values in table.scores.items():
         out[f"reward/{name}"], out[f"reason/{name}"] = values, table.reasons[name]
-        metrics[f"reward/{name}/mean"] = _mean(values)
-        metrics[f"reward/{name}/none_rate"] = sum(v is None for v in values) / max(len(values), 1)
-        metrics |= {f"reward/{name}/{k}": float(v) for k, v in table.metrics.get(name, {}).items()}
-    for name, (reached, passed) in table.gates.items():
-        metrics[f"filter/{name}/accept_rate"] = passed / reached if reached else float("nan")
-    if table.gates:
-        metrics["filter/gates/accept_rate"] = _mean([not r for r in table.rejected_by])
-    scored = Dataset.from_dict(out, features=_scored_features(rollouts.features, out))
-    metrics["rollout/samples"] = float(len(rollouts))
-    metrics["rollout/tokens_mean"] = _mean(columns["token_count"])
-    metrics["rollout/truncated_rate"] = _mean([r == "length" for r in columns["finish_reason"]])
-    metrics["rollout/logprob_mean"] = _mean(columns["sum_logprob"])
-    return scored, metrics
+    totals.add(table, columns)
+    return out
+
+
+class _ScoreTotals:
+    """Running sums behind the reward metrics, so batches combine exactly."""
+
+    def __init__(self):
+        self.sums: dict[str, list[float]] = {}  # metric -> [sum of present values, count]
+        self.nones: dict[str, int] = {}
+        self.gates: dict[str, list[int]] = {}
+        self.rows = self.gate_passed = 0
+
+    def add(self, table, columns: dict[str, list]) -> None:
+        self.rows += len(table.total)
+        self._add("reward/total/mean", table.total)
+        for name, values in table.scores.items():
+            self._add(f"reward/{name}/mean", values)
+            self.nones[name] = self.nones.get(name, 0) + sum(v is None for v in values)
+        for name, (reached, passed) in table.gates.items():
+            counts = self.gates.setdefault(name, [0, 0])
+            counts[0], counts[1] = counts[0] + reached, counts[1] + passed
+        self.gate_passed += sum(not r for r in table.rejected_by)
+        self._add("rollout/tokens_mean", columns["token_count"])
+        self._add("rollout/truncated_rate", [r == "length" for r in columns["finish_reason"]])
+        self._add("rollout/logprob_mean", columns["sum_logprob"])
+
+    def _add(self, key: str, values) -> None:
+        present = [float(v) for v in values if v is not None]
+        total = self.sums.setdefault(key, [0.0, 0])
+        total[0], total[1] = total[0] + sum(present), total[1] + len(present)
+
+    def metrics(self, rewards: list[WeightedReward]) -> dict[str, float]:
+        metrics = {key: s / n if n else float("nan") for key, (s, n) in self.sums.items()}
+        for name, nones in self.nones.items():
+            metrics[f"reward/{name}/none_rate"] = nones / max(self.rows, 1)
+        for reward in rewards:  # counters kept since the last pop: the whole scoring pass
+            pop = getattr(reward.fn, "pop_metrics", None)
+            if callable(pop):
+                metrics |= {f"reward/{reward.name}/{k}": float(v) for k, v in pop().items()}
+        for name, (reached, passed) in self.gates.items():
+            metrics[f"filter/{name}/accept_rate"] = passed / reached if reached else float("nan")
+        if self.gates:
+            metrics["filter/gates/accept_rate"] = self.gate_passed / max(self.rows, 1)
+        metrics["rollout/samples"] = float(self.rows)
+        return metrics
 
 
 def _mean(values) -> float:

@@ -50,9 +50,12 @@ class ScoreTable:
 
 
 def score_all(
-    rewards: list[WeightedReward], prompts: list, completions: list, **columns: Any
+    rewards: list[WeightedReward], prompts: list, completions: list, *, pop_metrics: bool = True, **columns: Any
 ) -> ScoreTable:
     """Run every reward on the samples and combine them by weight.
+
+    With `pop_metrics=False` the rewards keep counting (`table.metrics` stays empty), so a
+    caller scoring in batches pops them once, over all batches.
 
     Rewards with a `verdicts` method (the built-ins) contribute their reasons; plain
     functions contribute empty reasons.
@@ -84,7 +87,7 @@ def score_all(
             for j, i in enumerate(alive):
                 scores[i], reasons[i] = got[j], why[j]
         table.scores[reward.name], table.reasons[reward.name] = scores, reasons
-        pop = getattr(reward.fn, "pop_metrics", None)
+        pop = getattr(reward.fn, "pop_metrics", None) if pop_metrics else None
         if callable(pop):
             table.metrics[reward.name] = dict(pop())
         if reward.gate is not None:

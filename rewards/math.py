@@ -5,7 +5,9 @@ so those are compared in-process with exact decimal arithmetic (thousands of sam
 second), and so are word answers (`\\text{odd}`). Anything else (`\\frac{1}{2}`, `2\\sqrt{3}`,
 `x \\in [0, \\infty)`) goes to `symbolic_equal` in a sandboxed worker process
 (`rewards/sandbox.py`) with a hard per-sample time limit, so an adversarial answer such as
-`9^{9^{9^9}}` costs `timeout_s` seconds and a 0, never a hang.
+`9^{9^{9^9}}` costs `timeout_s` seconds and a 0, never a hang. A call's symbolic checks
+are deduplicated, looked up in a cache, and the rest spread over `workers` worker
+processes (one per core by default).
 
 A wrong answer scored 1 is the worst thing a verifier can do (RL trains on it), so what
 cannot be verified (a comparison that collapses to a bare truth value, equations that
@@ -15,17 +17,22 @@ agree only by both having no solution, a timeout) scores 0 with the reason.
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from rewards.extract import RULES, check_rules, find_answer
-from rewards.sandbox import Sandbox
+from rewards.sandbox import SandboxPool, SandboxResult, default_workers
 from rewards.symbolic import DIFFERENT, EQUAL, GOLD_UNPARSEABLE, NO_SOLUTIONS, TRUTH_VALUE
 from rewards.verdict import Verdict, completion_text
 
 # Answers longer than this are not final answers but runaway text; parsing them would
 # only feed the worker something slow to reject.
 MAX_ANSWER_CHARS = 1_000
+
+# Symbolic checks remembered per reward, by (answer, reference): the same wrong answer
+# recurs across a prompt's samples and across rounds. A few hundred bytes each.
+CACHE_SIZE = 100_000
 
 # A plain decimal, optionally after `x =`, with thousands separators, currency sign and
 # unit words: "1,234", "100 000", "-0.5", "\\$18", "18 dollars", "x = 5". Separators must
@@ -56,9 +63,9 @@ class MathReward:
     cannot be verified, and slow symbolic checks that exceed `timeout_s` seconds (marked
     `timed_out=True`), score 0.0. `extract` orders the extraction rules (see
     `rewards.extract.RULES`; drop one to disable it); `precision` is the number of decimal
-    places a float answer must match. Holds one worker process once a symbolic check is
-    needed; `close()` (or `with`) stops it, and it is also stopped at garbage collection
-    and interpreter exit.
+    places a float answer must match. Symbolic checks run in up to `workers` processes
+    (default: one per core), started once one is needed; `close()` (or `with`) stops them,
+    and they are also stopped at garbage collection and interpreter exit.
 
     >>> math_reward = MathReward()
     >>> math_reward(
@@ -74,7 +81,13 @@ class MathReward:
     __name__ = "math"  # TRL names the reward's logged metrics after reward_func.__name__
     cost = 1  # the filter stack runs cheaper rewards first
 
-    def __init__(self, timeout_s: float = 2.0, extract: list[str] | tuple[str, ...] = RULES, precision: int = 6):
+    def __init__(
+        self,
+        timeout_s: float = 2.0,
+        extract: list[str] | tuple[str, ...] = RULES,
+        precision: int = 6,
+        workers: int | None = None,
+    ):
         if not timeout_s > 0:
             raise ValueError(f"math reward: timeout_s must be a positive number of seconds, got {timeout_s}")
         if not (isinstance(precision, int) and 0 < precision <= 30):
@@ -83,9 +96,13 @@ class MathReward:
             self.rules = check_rules(extract)
         except ValueError as exc:
             raise ValueError(f"math reward: extract: {exc}") from None
+        if workers is not None and not (isinstance(workers, int) and workers >= 1):
+            raise ValueError(f"math reward: workers must be a positive number of processes, got {workers!r}")
         self.timeout_s = timeout_s
         self.precision = precision
-        self._sandbox = Sandbox("rewards.symbolic:symbolic_equal", timeout_s=timeout_s)
+        self.workers = workers or default_workers()
+        self._pool = SandboxPool("rewards.symbolic:symbolic_equal", timeout_s=timeout_s, workers=self.workers)
+        self._cache: OrderedDict[tuple[str, str], Any] = OrderedDict()
 
     def __call__(
         self, prompts: list, completions: list, reference_answer: list | None = None, **kwargs: Any
@@ -105,10 +122,20 @@ class MathReward:
             raise ValueError(
                 f"got {len(completions)} completions but {len(reference_answer)} reference answers"
             )
-        return [self.judge(c, r) for c, r in zip(completions, reference_answer)]
+        first_pass = [self._judge_directly(c, r) for c, r in zip(completions, reference_answer)]
+        checks = {(item.pred, item.gold) for item in first_pass if isinstance(item, _SymbolicCheck)}
+        results = self._check_symbolically(sorted(checks))
+        return [
+            _symbolic_verdict(results[item.pred, item.gold], item) if isinstance(item, _SymbolicCheck) else item
+            for item in first_pass
+        ]
 
     def judge(self, completion: Any, reference: Any) -> Verdict:
         """Score one completion (string or message list) against one reference answer."""
+        return self.verdicts(["q"], [completion], reference_answer=[reference])[0]
+
+    def _judge_directly(self, completion: Any, reference: Any) -> Verdict | _SymbolicCheck:
+        """The verdict when no symbolic check is needed, else the check to run."""
         gold = _reference_text(reference)
         if not gold:
             return Verdict(None, "missing reference answer")
@@ -130,33 +157,55 @@ class MathReward:
             return _compared(pred_words == gold_words, pred, gold, where)
         if len(pred) > MAX_ANSWER_CHARS:
             return Verdict(0.0, f"answer too long to check ({len(pred)} characters)")
-        return self._judge_symbolically(pred, gold, where)
+        return _SymbolicCheck(pred, gold, where)
 
-    def _judge_symbolically(self, pred: str, gold: str, where: str) -> Verdict:
-        result = self._sandbox.call(pred, gold, self.precision)
-        if result.timed_out:
-            return Verdict(0.0, f"cannot verify: {result.error}", timed_out=True)
-        if result.worker_failed:
-            return Verdict(None, f"math verifier unavailable: {result.error}")
-        if result.error:
-            return Verdict(0.0, f"could not check answer {_preview(pred)}: {result.error}")
-        if result.value == GOLD_UNPARSEABLE:
-            return Verdict(None, f"reference answer {_preview(gold)} could not be parsed")
-        if result.value in _CANNOT_VERIFY:
-            return Verdict(0.0, f"{_CANNOT_VERIFY[result.value]} (answer {_preview(pred)} {where})")
-        if result.value in (EQUAL, DIFFERENT):
-            return _compared(result.value == EQUAL, pred, gold, where)
-        return Verdict(0.0, f"answer {_preview(pred)} {where} could not be parsed")
+    def _check_symbolically(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], SandboxResult]:
+        """`symbolic_equal` of each (pred, gold) pair: from the cache, else from the workers."""
+        results = {pair: self._cache[pair] for pair in pairs if pair in self._cache}
+        missing = [pair for pair in pairs if pair not in results]
+        for pair, result in zip(missing, self._pool.map([(*pair, self.precision) for pair in missing])):
+            results[pair] = result
+            # Only answers are remembered: a timeout or a crash depends on the moment.
+            if not (result.error or result.timed_out or result.worker_failed):
+                self._cache[pair] = result
+                if len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return results
 
     def close(self) -> None:
-        """Stop the verifier worker; a later call starts a new one."""
-        self._sandbox.close()
+        """Stop the verifier workers; a later call starts new ones."""
+        self._pool.close()
 
     def __enter__(self) -> MathReward:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
+
+
+class _SymbolicCheck(NamedTuple):
+    """A comparison the in-process paths could not decide, for the symbolic check."""
+
+    pred: str
+    gold: str
+    where: str  # which extraction rule found the answer
+
+
+def _symbolic_verdict(result: SandboxResult, check: _SymbolicCheck) -> Verdict:
+    pred, gold, where = check
+    if result.timed_out:
+        return Verdict(0.0, f"cannot verify: {result.error}", timed_out=True)
+    if result.worker_failed:
+        return Verdict(None, f"math verifier unavailable: {result.error}")
+    if result.error:
+        return Verdict(0.0, f"could not check answer {_preview(pred)}: {result.error}")
+    if result.value == GOLD_UNPARSEABLE:
+        return Verdict(None, f"reference answer {_preview(gold)} could not be parsed")
+    if result.value in _CANNOT_VERIFY:
+        return Verdict(0.0, f"{_CANNOT_VERIFY[result.value]} (answer {_preview(pred)} {where})")
+    if result.value in (EQUAL, DIFFERENT):
+        return _compared(result.value == EQUAL, pred, gold, where)
+    return Verdict(0.0, f"answer {_preview(pred)} {where} could not be parsed")
 
 
 def normalize_answer(text: str) -> str:

@@ -2,8 +2,9 @@
 
 Verifiers such as sympy can spend minutes inside one C-level operation (`9**9**9**9`),
 where neither threads nor `signal.alarm` can stop them. `Sandbox` keeps one long-lived
-worker process, sends it each call over a pipe, and waits at most `timeout_s`; on timeout
-it kills the worker and starts a fresh one for the next call.
+worker process, sends it calls over a pipe (in batches), and waits at most `timeout_s` for
+each answer; on timeout it kills the worker and starts a fresh one for the next call.
+`SandboxPool` runs several such workers, one per core by default.
 
 The worker is a plain `python -c` subprocess, not a `multiprocessing` child: it imports
 only `rewards` and the target's module, so it never re-runs the user's `__main__`
@@ -28,6 +29,7 @@ import sys
 import threading
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,35 +80,21 @@ class Sandbox:
 
     def call(self, *args: Any) -> SandboxResult:
         """Run `target(*args)` in the worker, waiting at most `timeout_s` seconds."""
+        return self.call_many([args])[0]
+
+    def call_many(self, calls: list[tuple]) -> list[SandboxResult]:
+        """Run `target(*args)` for each argument tuple, in order, one result per call.
+
+        Calls are pipelined (written in batches, answered line by line), so the worker
+        never waits on the parent between calls; each call still gets `timeout_s` seconds,
+        counted from the previous answer. A call that times out or kills the worker costs
+        only itself: a fresh worker takes the calls after it.
+        """
+        results: list[SandboxResult] = []
         with self._lock:
-            if self._process is not None and self._owner_pid != os.getpid():
-                # This is a forked copy: the worker and its pipes belong to the parent.
-                self._finalizer.detach()
-                self._process, self._finalizer, self._buffer = None, None, b""
-            if self._process is not None and self._process.poll() is not None:
-                # It died while idle (e.g. Linux's parent-death signal fires when the
-                # *thread* that started it exits); that is no fault of this call.
-                self._stop()
-            if self._process is None:
-                error = self._start()
-                if error:
-                    return SandboxResult(error=error, worker_failed=True)
-            try:
-                self._process.stdin.write(json.dumps(args).encode() + b"\n")
-                self._process.stdin.flush()
-                line = self._read_line(self.timeout_s)
-            except (OSError, EOFError):
-                code = self._stop()
-                return SandboxResult(error=f"worker exited unexpectedly (exit code {code})")
-            if line is None:
-                self._stop()
-                return SandboxResult(error=f"timeout after {self.timeout_s:g}s", timed_out=True)
-            try:
-                reply = json.loads(line)
-            except ValueError:
-                self._stop()  # out of step with the protocol; a fresh worker is safer
-                return SandboxResult(error=f"unreadable reply from worker: {line[:100]!r}")
-            return SandboxResult(value=reply.get("value"), error=reply.get("error", ""))
+            while len(results) < len(calls):
+                results += self._run_batch(_next_batch(calls, len(results)))
+        return results
 
     def close(self) -> None:
         """Kill the worker, if one is running. The sandbox can still be used afterwards."""
@@ -134,12 +122,61 @@ class Sandbox:
         self._buffer = b""
         self._owner_pid = 0  # the process that started the worker
 
+    def _run_batch(self, batch: list[bytes]) -> list[SandboxResult]:
+        """Results for a prefix of `batch`: all of it, or up to the call that failed."""
+        error = self._ensure_worker()
+        if error:
+            return [SandboxResult(error=error, worker_failed=True)] * len(batch)
+        results = []
+        try:
+            self._process.stdin.write(b"".join(batch))
+            self._process.stdin.flush()
+            for _ in batch:
+                line = self._read_line(self.timeout_s)
+                if line is None:
+                    self._stop()
+                    return results + [SandboxResult(error=f"timeout after {self.timeout_s:g}s", timed_out=True)]
+                results.append(_parse_reply(line))
+                if results[-1].error.startswith("unreadable reply"):
+                    self._stop()  # out of step with the protocol; a fresh worker is safer
+                    return results
+        except (OSError, EOFError):
+            code = self._stop()
+            results.append(SandboxResult(error=f"worker exited unexpectedly (exit code {code})"))
+        return results
+
+    def _ensure_worker(self) -> str:
+        """Have a live worker of this process's own; return an error message or ""."""
+        if self._process is not None and self._owner_pid != os.getpid():
+            # This is a forked copy: the worker and its pipes belong to the parent.
+            self._finalizer.detach()
+            self._process, self._finalizer, self._buffer = None, None, b""
+        if self._process is not None and self._process.poll() is not None:
+            # It died while idle (e.g. Linux's parent-death signal fires when the
+            # *thread* that started it exits); that is no fault of this call.
+            self._stop()
+        if self._process is None:
+            return self._start()
+        return ""
+
+    @property
+    def running(self) -> bool:
+        """Whether a worker process is up."""
+        return self._process is not None
+
     def _start(self) -> str:
         """Start the worker and wait for its ready line; return an error message or ""."""
         command = [sys.executable, "-c", _BOOT, _PROJECT_ROOT, self.target, str(self.memory_limit_mb)]
         try:
+            # Its own session: a terminal's Ctrl-C interrupts the parent, not a check in
+            # flight, and with Linux's autogroup scheduling (on by default) each worker is
+            # scheduled as its own group, so N workers get N shares of a busy machine.
             self._process = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
             )
         except OSError as exc:
             return f"could not start worker: {exc}"
@@ -181,7 +218,117 @@ class Sandbox:
         return line
 
 
+class SandboxPool:
+    """`workers` sandboxes for the same target, fed in chunks from threads.
+
+    The parent's threads only wait on pipes, so N workers use N cores. Workers start on
+    first use, and only as many as a call has chunks for.
+
+    >>> with SandboxPool("operator:add", timeout_s=5.0, workers=2) as pool:
+    ...     [result.value for result in pool.map([(1, 2), (3, 4), (5, 6)])]
+    [3, 7, 11]
+    """
+
+    def __init__(self, target: str, timeout_s: float, workers: int, **sandbox_options: Any):
+        if not (isinstance(workers, int) and workers >= 1):
+            raise ValueError(f"workers must be a positive number of processes, got {workers!r}")
+        self.workers = workers
+        self._sandboxes = [Sandbox(target, timeout_s, **sandbox_options) for _ in range(workers)]
+        self._threads: ThreadPoolExecutor | None = None
+        self._threads_pid = 0
+
+    def __getstate__(self) -> dict:
+        return {"workers": self.workers, "_sandboxes": self._sandboxes}  # threads cannot travel
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _threads=None, _threads_pid=0)
+
+    def map(self, calls: list[tuple]) -> list[SandboxResult]:
+        """`target(*args)` for each argument tuple, in order (see `Sandbox.call_many`)."""
+        if not calls:
+            return []
+        # Several chunks per worker, so one slow chunk does not leave the others idle.
+        size = max(1, min(_MAX_CHUNK, -(-len(calls) // (8 * self.workers))))
+        starts = iter(range(0, len(calls), size))
+        claim = threading.Lock()
+        results: list[SandboxResult | None] = [None] * len(calls)
+
+        def drain(sandbox: Sandbox) -> None:
+            while True:
+                with claim:
+                    start = next(starts, None)
+                if start is None:
+                    return
+                results[start : start + size] = sandbox.call_many(calls[start : start + size])
+
+        used = self._sandboxes[: -(-len(calls) // size)]
+        executor = self._executor()
+        for done in [executor.submit(drain, sandbox) for sandbox in used]:
+            done.result()
+        return results
+
+    def _executor(self) -> ThreadPoolExecutor:
+        # Long-lived threads: Linux's parent-death signal kills a worker when the *thread*
+        # that started it exits, so short-lived threads would restart workers every call.
+        if self._threads is None or self._threads_pid != os.getpid():  # none yet, or forked
+            self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="sandbox")
+            self._threads_pid = os.getpid()
+        return self._threads
+
+    @property
+    def running(self) -> int:
+        """How many worker processes are up."""
+        return sum(sandbox.running for sandbox in self._sandboxes)
+
+    def close(self) -> None:
+        """Kill every worker; the pool can still be used afterwards."""
+        for sandbox in self._sandboxes:
+            sandbox.close()
+        if self._threads is not None and self._threads_pid == os.getpid():
+            self._threads.shutdown(wait=False)
+        self._threads = None
+
+    def __enter__(self) -> SandboxPool:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+def default_workers() -> int:
+    """One worker per core this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 _CONFIG_FIELDS = ("target", "timeout_s", "memory_limit_mb", "startup_timeout_s")
+# Calls written to a worker at once: well under a pipe's 64 KiB, so writing a batch never
+# blocks on a worker that is busy (or hung) with an earlier call.
+_BATCH_BYTES = 16 * 1024
+# Calls per chunk a pool thread claims at a time.
+_MAX_CHUNK = 16
+
+
+def _next_batch(calls: list[tuple], start: int) -> list[bytes]:
+    """Encoded calls from `start` on, up to `_BATCH_BYTES` (always at least one)."""
+    batch, size = [], 0
+    for args in calls[start:]:
+        line = json.dumps(args).encode() + b"\n"
+        if batch and size + len(line) > _BATCH_BYTES:
+            break
+        batch.append(line)
+        size += len(line)
+    return batch
+
+
+def _parse_reply(line: bytes) -> SandboxResult:
+    try:
+        reply = json.loads(line)
+    except ValueError:
+        return SandboxResult(error=f"unreadable reply from worker: {line[:100]!r}")
+    return SandboxResult(value=reply.get("value"), error=reply.get("error", ""))
 
 
 def _kill(process: subprocess.Popen) -> None:

@@ -232,3 +232,23 @@ def test_load_weights_swaps_in_place(tiny_model_dir, tmp_path):
     fresh = HFEngine(checkpoint, "round_001", device="cpu").generate(PROMPTS, greedy())
     assert [row[0].text for row in after] == [row[0].text for row in fresh]
     assert [row[0].sum_logprob for row in after] == pytest.approx([row[0].sum_logprob for row in fresh], abs=1e-4)
+
+
+def test_load_weights_into_another_dtype_and_refuses_another_shape(tiny_model_dir, tmp_path):
+    # A bfloat16 engine takes a float32 checkpoint through the converting path; a checkpoint of
+    # another shape is refused before any weight changes.
+    engine = HFEngine(tiny_model_dir, "round_000", dtype="bfloat16", device="cpu")
+    perturbed = load_model(tiny_model_dir, device="cpu")
+    with torch.no_grad():
+        for p in perturbed.parameters():
+            p.mul_(0.5)
+    engine.load_weights(save_policy(perturbed, load_tokenizer(tiny_model_dir), tmp_path / "half"), "half")
+    for name, p in perturbed.named_parameters():
+        assert torch.equal(engine.model.get_parameter(name), p.to(torch.bfloat16)), name
+    before = {name: p.clone() for name, p in engine.model.named_parameters()}
+    with torch.no_grad():
+        perturbed.get_parameter("model.norm.weight").data = torch.ones(3)
+    wrong = save_policy(perturbed, load_tokenizer(tiny_model_dir), tmp_path / "wrong")
+    with pytest.raises(ValueError, match="other shape \\['model.norm.weight'\\]"):
+        engine.load_weights(wrong, "wrong")
+    assert all(torch.equal(p, before[name]) for name, p in engine.model.named_parameters())

@@ -7,6 +7,7 @@ import pytest
 from datasets import Dataset
 
 from policies.updates.config import DifficultyBand
+from policies.updates import rft
 from policies.updates.rft import difficulty_accept_rate, filter_metrics, select_accepted, to_examples
 
 
@@ -113,3 +114,13 @@ def test_difficulty_band_drops_whole_prompts_by_pass_rate(lo, hi, kept_prompts):
 def test_difficulty_band_must_be_ordered():
     with pytest.raises(ValueError, match="must not exceed"):
         DifficultyBand(lo=0.8, hi=0.2)
+
+
+def test_selection_reads_in_batches_and_gives_the_same_rows(monkeypatch):
+    # Duplicates and the cap span batch boundaries: the selection must not reset between batches.
+    rows = [("p", "a", 1.0), ("q", "a", 1.0), ("p", " a", 1.0), ("p", "b", 1.0), ("q", "c", 0.0),
+            ("p", "c", 1.0), ("q", "d", 1.0), ("p", "d", 1.0)]
+    whole = select_accepted(scored(rows), 1.0, 2, True, DifficultyBand(lo=0.5, hi=1.0))
+    monkeypatch.setattr(rft, "BATCH_ROWS", 3)
+    assert select_accepted(scored(rows), 1.0, 2, True, DifficultyBand(lo=0.5, hi=1.0)) == whole
+    assert whole == ([0, 1, 3, 6], {"duplicate": 1, "over_cap": 2, "below_threshold": 1})

@@ -24,7 +24,7 @@ from rewards import (
     score_all,
 )
 from rewards.compose import as_trl
-from rewards.sandbox import Sandbox
+from rewards.sandbox import Sandbox, SandboxPool
 from rewards.verdict import completion_text
 
 TIMEOUT_S = 1.0
@@ -181,20 +181,20 @@ def test_math_reward_fast_path_needs_no_worker():
     scores = reward(prompts=["q"] * count, completions=completions, reference_answer=[str(i) for i in range(count)])
     elapsed = time.monotonic() - start
     assert scores == [1.0] * count
-    assert reward._sandbox._process is None  # the worker is started only for symbolic checks
+    assert reward._pool.running == 0  # workers are started only for symbolic checks
     assert elapsed < 2.0, f"{count / elapsed:.0f} samples/s is too slow for the fast path"
 
 
 def test_math_reward_worker_is_closed_and_restartable():
-    reward = MathReward(timeout_s=5.0)
+    reward = MathReward(timeout_s=5.0, workers=2)
     assert reward(["q"], [r"\boxed{\frac{2}{4}}"], reference_answer=["0.5"]) == [1.0]
-    process = reward._sandbox._process
-    assert process is not None and process.poll() is None
+    processes = [sandbox._process for sandbox in reward._pool._sandboxes if sandbox.running]
+    assert len(processes) == 1 and processes[0].poll() is None  # one check needs one worker
     reward.close()
-    assert process.poll() is not None and reward._sandbox._process is None
-    assert reward(["q"], [r"\boxed{\frac{2}{4}}"], reference_answer=["0.5"]) == [1.0]
+    assert processes[0].poll() is not None and reward._pool.running == 0
+    assert reward(["q"], [r"\boxed{\frac{3}{6}}"], reference_answer=["0.5"]) == [1.0]
     copy = pickle.loads(pickle.dumps(reward))  # TRL and dataloaders may pickle rewards
-    assert copy._sandbox._process is None and copy.timeout_s == 5.0
+    assert copy._pool.running == 0 and copy.timeout_s == 5.0
     reward.close()
 
 
@@ -399,3 +399,37 @@ def test_as_trl_splits_functions_and_weights():
 def test_docstring_examples_run(module_name):
     result = doctest.testmod(importlib.import_module(module_name))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_sandbox_pool_keeps_order_and_limits_each_call_in_a_batch():
+    # Misbehaving calls in the middle of batches, spread over two workers: each costs only
+    # itself, and every other call is answered, in order.
+    calls = [(f"{i} * 2",) for i in range(40)]
+    calls[5] = ("__import__('time').sleep(30)",)
+    calls[23] = ("__import__('os')._exit(3)",)
+    with SandboxPool("builtins:eval", timeout_s=0.5, workers=2) as pool:
+        start = time.monotonic()
+        results = pool.map(calls)
+        assert time.monotonic() - start < 25  # not the 30 s sleep: four worker starts at most
+        assert pool.running == 2
+    assert results[5].timed_out and results[5].error == "timeout after 0.5s"
+    assert results[23].error == "worker exited unexpectedly (exit code 3)"
+    assert [r.value for i, r in enumerate(results) if i not in (5, 23)] == [2 * i for i in range(40) if i not in (5, 23)]
+
+
+def test_math_reward_caches_symbolic_checks_and_spreads_them_over_workers():
+    references = [rf"\frac{{{i}}}{{{i + 1}}}" for i in range(12)]
+    completions = [rf"\boxed{{\frac{{{2 * i}}}{{{2 * i + 2}}}}}" for i in range(12)]
+    with MathReward(timeout_s=5.0, workers=2) as reward:
+        assert reward(["q"] * 12, completions, reference_answer=references) == [1.0] * 12
+        assert reward._pool.running == 2
+        reward.close()
+        # Every pair is remembered: scoring them again needs no worker.
+        assert reward(["q"] * 12, completions[::-1], reference_answer=references[::-1]) == [1.0] * 12
+        assert reward._pool.running == 0
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5])
+def test_math_reward_rejects_bad_worker_counts(workers):
+    with pytest.raises(ValueError, match="workers must be a positive"):
+        MathReward(workers=workers)

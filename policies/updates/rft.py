@@ -8,6 +8,7 @@ model each round; with `init: previous` it continues from the last round.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 
 from datasets import Dataset
@@ -19,44 +20,75 @@ from policies.schema import ACCEPT_RATE, SFT_EXAMPLE
 from policies.updates.base import BuildContext
 
 
+# Rows read at a time: the filter holds one batch of rows plus per-prompt counts, however
+# many samples the round has.
+BATCH_ROWS = 8192
+
+
 def select_accepted(scored: Dataset, threshold: float, max_per_prompt: int, dedup: bool,
                     band: DifficultyBand | None = None) -> tuple[list[int], dict]:
     """Row indices to train on, in rollout order, and counts of what each rule dropped.
 
     With a difficulty `band`, prompts whose pass rate (share of their samples at or above
     `threshold`) lies outside [lo, hi] are dropped whole: all-solved prompts teach little,
-    never-solved ones give nothing right to learn from.
+    never-solved ones give nothing right to learn from. One streaming pass per rule that
+    needs the whole round: the band's per-prompt pass counts first, then the selection,
+    which remembers only a digest of each kept completion.
     """
-    prompt_ids, rewards = scored["prompt_id"][:], scored["reward"][:]
-    passing = [r is not None and r >= threshold for r in rewards]
-    out_of_band = _outside_band(prompt_ids, passing, band) if band is not None else set()
+    out_of_band = _outside_band(pass_counts(scored, threshold), band) if band is not None else set()
     kept, seen, per_prompt = [], set(), Counter()
     dropped = Counter()
-    for i, (pid, text) in enumerate(zip(prompt_ids, scored["completion"][:])):
-        if not passing[i]:
+    for i, pid, reward, text in _rows(scored, ["prompt_id", "reward", "completion"]):
+        if reward is None or reward < threshold:
             dropped["below_threshold"] += 1
         elif pid in out_of_band:
             dropped["out_of_band"] += 1
-        elif dedup and (pid, text.strip()) in seen:
+        elif dedup and (key := (pid, _digest(text))) in seen:
             dropped["duplicate"] += 1
         elif per_prompt[pid] >= max_per_prompt:
             dropped["over_cap"] += 1
         else:
             kept.append(i)
-            seen.add((pid, text.strip()))
+            if dedup:
+                seen.add(key)
             per_prompt[pid] += 1
     return kept, dict(dropped)
 
 
-def _outside_band(prompt_ids: list[str], passing: list[bool], band: DifficultyBand) -> set[str]:
-    samples, passed = Counter(prompt_ids), Counter(pid for pid, ok in zip(prompt_ids, passing) if ok)
-    return {pid for pid, n in samples.items() if not band.lo <= passed[pid] / n <= band.hi}
+def pass_counts(scored: Dataset, threshold: float) -> dict[str, list[int]]:
+    """Per prompt: [samples, samples at or above `threshold`]."""
+    counts: dict[str, list[int]] = {}
+    for _, pid, reward in _rows(scored, ["prompt_id", "reward"]):
+        entry = counts.setdefault(pid, [0, 0])
+        entry[0] += 1
+        entry[1] += reward is not None and reward >= threshold
+    return counts
+
+
+def _outside_band(counts: dict[str, list[int]], band: DifficultyBand) -> set[str]:
+    return {pid for pid, (n, passed) in counts.items() if not band.lo <= passed / n <= band.hi}
+
+
+def _digest(text: str) -> bytes:
+    """A completion's identity for dedup (whitespace at the ends ignored), in 16 bytes."""
+    return hashlib.blake2b(text.strip().encode(), digest_size=16).digest()
+
+
+def _rows(scored: Dataset, columns: list[str]):
+    """(row index, *values) for every row, read `BATCH_ROWS` rows at a time."""
+    start = 0
+    for batch in scored.select_columns(columns).iter(batch_size=BATCH_ROWS):
+        values = [batch[c] for c in columns]
+        yield from zip(range(start, start + len(values[0])), *values)
+        start += len(values[0])
 
 
 def filter_metrics(scored: Dataset, kept: list[int], dropped: dict) -> dict[str, float]:
-    prompt_ids = scored["prompt_id"][:]
-    prompts = set(prompt_ids)
-    solved = {prompt_ids[i] for i in kept}
+    kept_rows, prompts, solved = set(kept), set(), set()
+    for i, pid in _rows(scored, ["prompt_id"]):
+        prompts.add(pid)
+        if i in kept_rows:
+            solved.add(pid)
     total = max(len(scored), 1)
     metrics = {
         "rollout/prompt_solve_rate": len(solved) / max(len(prompts), 1),
@@ -70,16 +102,14 @@ def filter_metrics(scored: Dataset, kept: list[int], dropped: dict) -> dict[str,
 
 def difficulty_accept_rate(scored: Dataset, threshold: float, band: DifficultyBand) -> float:
     """Share of prompts whose pass rate lies inside the band."""
-    prompt_ids = scored["prompt_id"][:]
-    passing = [r is not None and r >= threshold for r in scored["reward"][:]]
-    prompts = set(prompt_ids)
-    return 1 - len(_outside_band(prompt_ids, passing, band)) / max(len(prompts), 1)
+    counts = pass_counts(scored, threshold)
+    return 1 - len(_outside_band(counts, band)) / max(len(counts), 1)
 
 
 def to_examples(scored: Dataset, rows: list[int]) -> Dataset:
-    picked = scored.select(rows)
-    return Dataset.from_dict({"prompt": picked["prompt_text"][:], "completion": picked["completion"][:],
-                              "prompt_id": picked["prompt_id"][:]}, features=SFT_EXAMPLE)
+    """The kept rows as SFT examples, column by column in Arrow (no per-row Python objects)."""
+    picked = scored.select(rows).select_columns(["prompt_text", "completion", "prompt_id"])
+    return picked.rename_column("prompt_text", "prompt").cast(SFT_EXAMPLE).flatten_indices()
 
 
 class RFT:
