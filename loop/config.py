@@ -14,6 +14,7 @@ import yaml
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from loop.config_update import DifficultyBand, UpdateConfig  # noqa: F401 (re-exported)
+from loop.monitor.config import MonitorConfig
 from loop.section import Section
 
 
@@ -186,6 +187,7 @@ class LoopConfig(Section):
     eval: EvalConfig = EvalConfig()
     control: ControlConfig = ControlConfig()
     tracking: TrackingConfig = TrackingConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> "LoopConfig":
