@@ -120,3 +120,14 @@ def test_funnel_counts_follow_the_pipeline():
     assert [funnel[k] for k in stage_order(funnel)] == [8, 6, 5, 3, 3, 2, 2, 1, 0]
     assert stage_order(funnel)[:3] == ["funnel/generated", "funnel/gate_length", "funnel/gate_repetition"]
     assert funnel_counts(rejected_by, ["length"], {}) == {"funnel/generated": 8, "funnel/gate_length": 6}
+
+
+def test_readme_explains_every_monitoring_metric():
+    from pathlib import Path
+
+    from loop.monitor.metrics import MEANINGS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Monitoring", 1)[1].split("\n## ", 1)[0]
+    for key, text in MEANINGS.items():
+        assert f"| `{key}` | {text} |" in section, key

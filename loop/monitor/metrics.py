@@ -2,7 +2,7 @@
 
 Keys are metrics.jsonl names with placeholders: `<set>` is `rollouts` (all the round's
 samples), `kept` (what the update trains on) or `eval` (the held-out k samples); `<conf>` is
-`sequence` or `consistency`; `<stage>` a filter stage.
+`sequence` or `consistency`; `<stage>` a filter stage; `<part>` a part of the monitoring.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ MEANINGS: dict[str, str] = {
     "data/train_eval_overlap": "share of training prompts sharing an n-gram with the eval split (round 0)",
     "funnel/<stage>": "samples left after each filter stage: generated, gates, threshold, band, exact dup, K cap, "
                       "near dup, contamination",
-    "monitor/seconds": "time spent computing this round's monitoring (diversity, calibration, hygiene)",
+    "monitor/<part>_seconds": "seconds spent on monitoring (rollouts, hygiene, eval) inside the filter and evaluate phases",
 }
 
 CONFIDENCE_MEANINGS = {
@@ -48,7 +48,7 @@ def meaning(key: str) -> str | None:
     for pattern, text in MEANINGS.items():
         regex = "^" + re.escape(pattern).replace(re.escape("<set>"), "(?:" + "|".join(SETS) + ")") \
             .replace(re.escape("<conf>"), "(?:" + "|".join(CONFIDENCES) + ")") \
-            .replace(re.escape("<stage>"), "[^/]+") + "$"
+            .replace(re.escape("<stage>"), "[^/]+").replace(re.escape("<part>"), "[a-z]+") + "$"
         if re.match(regex, key):
             return text
     return None
