@@ -14,6 +14,7 @@ import pytest
 from test_loop import write_config
 
 from loop.cli import main
+from loop.monitor.config import default_alarms
 from loop.monitor.metrics import SETS, meaning
 
 STOP_RULE = {"name": "stop_when_training_starts", "action": "stop",
@@ -102,3 +103,12 @@ def test_report_opens_in_headless_chromium_with_every_plot_and_no_console_errors
                     "Calibration", "Alarms", "Sample rollouts"):
         assert f"<h2>{heading}</h2>" in dom
     assert "stop_when_training_starts" in dom  # the alarm that stopped the run
+
+
+@pytest.mark.slow
+def test_the_collapse_config_trips_a_built_in_alarm(tmp_path):
+    """configs/demo_collapse.yaml (the healthy demo's counterpart is tests/test_demo.py)."""
+    config = Path(__file__).resolve().parents[1] / "configs" / "demo_collapse.yaml"
+    assert main(["run", str(config), "--set", f"runs_dir={tmp_path}", "--set", "tracking.wandb=false"]) == 0
+    alarms = [json.loads(line) for line in (tmp_path / "demo_collapse" / "alarms.jsonl").read_text().splitlines()]
+    assert alarms and {a["rule"] for a in alarms} <= {r.name for r in default_alarms()}
