@@ -103,7 +103,7 @@ class Monitor:
             groups, logprob_sum, tokens = self._stream_rollouts(shards)
             metrics |= self._set_metrics("rollouts", groups, r)
             metrics["diversity/rollouts/nll_per_token"] = -logprob_sum / tokens if tokens else div.NAN
-            if "completion" in examples.column_names and len(examples):
+            if {"completion", "prompt_id"} <= set(examples.column_names) and len(examples):  # SFT-style examples
                 kept = _grouped(examples["prompt_id"][:], examples["completion"][:])
                 metrics |= self._set_metrics("kept", self._pick(kept.items()), r)
         metrics["monitor/rollouts_seconds"] = time.perf_counter() - start
