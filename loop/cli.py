@@ -4,6 +4,7 @@
     loop resume runs/NAME [--set ...] [--force]   continue from the last completed phase
     loop status runs/NAME                         where a run stands
     loop compare runs/A runs/B ... [--out F]      runs side by side per round, and a PNG plot
+    loop report runs/A [runs/B ...] [--out DIR]   one self-contained HTML report (plus its PNGs)
 
 Bad input is one line naming the problem and exit code 2, with nothing written.
 """
@@ -42,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare runs per round (table + PNG plot)")
     compare.add_argument("run_dirs", nargs="+")
     compare.add_argument("--out", default="compare.png", help="where to write the plot [compare.png]")
+    report = sub.add_parser("report", help="write an HTML report of one run, or of several overlaid")
+    report.add_argument("run_dirs", nargs="+")
+    report.add_argument("--out", default=None, help="output directory [RUN/report for one run, else report]")
     return p
 
 
@@ -53,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             return status(RunDir(args.run_dir), console)
         if args.command == "compare":
             return compare(args.run_dirs, Path(args.out), console)
+        if args.command == "report":
+            return report(args.run_dirs, args.out, console)
         cfg, run, notes = _prepare(args)
     except (ConfigError, RunLocked) as err:
         print("error: " + " ".join(str(err).split()), file=sys.stderr)  # one line, whatever the message held
@@ -121,6 +127,7 @@ def _check_same_config(run: RunDir, cfg: LoopConfig, force: bool, resuming: bool
 
 def execute(cfg: LoopConfig, run: RunDir, console: Console) -> int:
     from loop.controller import Loop
+    from loop.monitor.alarms import AlarmStop
     from loop.report import closing_lines, plot_accuracy
     from loop.tracking import make_tracker
 
@@ -130,8 +137,12 @@ def execute(cfg: LoopConfig, run: RunDir, console: Console) -> int:
         state.wandb_id = tracker.run_id
         run.save_state(state)
     console.print(f"[bold]selfloop[/bold] {cfg.name}: {cfg.rounds} rounds of {cfg.update.algorithm} -> {run.path}")
+    code = 0
     try:
         Loop(cfg, run, tracker, console).run_all()
+    except AlarmStop as stop:
+        console.print(f"[red]{stop}[/red]", soft_wrap=True)
+        code = 3
     finally:
         tracker.finish()
         run.unlock()
@@ -140,7 +151,7 @@ def execute(cfg: LoopConfig, run: RunDir, console: Console) -> int:
     for line in closing_lines(rows):
         console.print(line)
     console.print(f"metrics: {run.metrics_file}  plot: {plot}")
-    return 0
+    return code
 
 
 def status(run: RunDir, console: Console) -> int:
@@ -168,6 +179,14 @@ def compare(run_dirs: list[str], out: Path, console: Console) -> int:
     wide = Console(highlight=False, width=max(console.width, 150))  # twelve columns: never squeeze them
     wide.print(comparison_table(runs))
     console.print(f"plot: {plot_runs(runs, out)}")
+    return 0
+
+
+def report(run_dirs: list[str], out: str | None, console: Console) -> int:
+    from loop.report_html import build_report
+
+    out_dir = Path(out) if out else (Path(run_dirs[0]) / "report" if len(run_dirs) == 1 else Path("report"))
+    console.print(f"report: {build_report(run_dirs, out_dir)}")
     return 0
 
 

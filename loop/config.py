@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from loop.monitor.config import MonitorConfig
 from loop.retention import StorageConfig
 from policies.engines.config import RolloutConfig
 from policies.model_config import ModelConfig
@@ -120,6 +121,7 @@ class LoopConfig(Section):
     control: ControlConfig = ControlConfig()
     tracking: TrackingConfig = TrackingConfig()
     storage: StorageConfig = StorageConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> "LoopConfig":

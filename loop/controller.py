@@ -24,6 +24,8 @@ from policies.atomic import parquet_rows, save_parquet
 from loop.config import LoopConfig
 from loop.data import TaskData, load_task_data, round_prompts
 from loop.evaluate import evaluate
+from loop.monitor.alarms import AlarmStop
+from loop.monitor.monitor import Monitor
 from loop.progress import BarCallback, phase_bar
 from loop.retention import prune_old_policies, prune_trainer_checkpoints
 from loop.rollouts import generate_shards, score, score_shards, seed_for
@@ -56,6 +58,7 @@ class Loop:
         self.algorithm = build_algorithm(cfg.update, cfg.rewards, cfg.rollout)
         self.engine: RolloutEngine | None = None
         self.data: TaskData | None = None
+        self.monitor = Monitor(cfg.monitor, run.path, cfg.seed, lambda line: console.print(f"[yellow]{line}[/yellow]"))
 
     # --- driver ---------------------------------------------------------------------------
     def run_all(self) -> None:
@@ -65,6 +68,7 @@ class Loop:
                 if not self._done(r, phase):
                     self._run_phase(r, phase)
             self._finish_round(r)
+            self._check_alarms(r)
         self.state.done = True
         self.run.save_state(self.state)
 
@@ -139,7 +143,7 @@ class Loop:
             self.engine.load_weights(Path(base), "round_000")
         self.state.generator = base
         self.state.policies["0"] = self.state.controls["0"] = base
-        return metrics
+        return metrics | self.monitor.data_overlap(self.data.train["prompt"][:], self._eval_texts())
 
     def _seed_examples(self) -> Path:
         return self.run.round_dir(0) / "seed_examples.parquet"
@@ -176,6 +180,10 @@ class Loop:
         ctx = BuildContext(round=r, sample=lambda prompts, name: score(self._sample(r, prompts, name), self.rewards)[0],
                            render=self._render)
         examples, metrics = self.algorithm.build_examples(scored, ctx)
+        examples, hygiene = self.monitor.hygiene(r, examples, self._eval_texts())
+        metrics |= hygiene
+        metrics |= self.monitor.rollouts(r, self._shard_paths(r), examples, scored["rejected_by"][:],
+                                         self._gates(), metrics)
         if self.cfg.update.replay_fraction > 0:
             seed_set = Dataset.from_parquet(str(self._seed_examples()))
             examples, replayed = mix_replay(examples, seed_set, self.cfg.update.replay_fraction,
@@ -184,6 +192,15 @@ class Loop:
         save_parquet(examples, self._examples_path(r))
         metrics["train/examples"] = float(len(examples))
         return metrics
+
+    def _shard_paths(self, r: int) -> list[Path]:
+        return sorted((self.run.round_dir(r) / "rollouts").glob("shard_*.parquet"))
+
+    def _gates(self) -> list[str]:
+        return [w.name for w in sorted(self.rewards, key=lambda w: w.cost) if w.gate is not None]
+
+    def _eval_texts(self) -> list[str]:
+        return self.data.eval["prompt"][:] + self.data.eval["reference_answer"][:]
 
     def _examples_path(self, r: int) -> Path:
         return self.run.round_dir(r) / "train" / "examples.parquet"
@@ -217,7 +234,8 @@ class Loop:
         max_new = ev.max_new_tokens or self.cfg.rollout.max_new_tokens
         with phase_bar(self.console, "evaluate"):
             return evaluate(self.engine, self.data.eval, self.verifier, ev.k, ev.temperature, max_new,
-                            tuple(self.cfg.rollout.stop), seed_for(self.cfg.seed, r, "eval"))
+                            tuple(self.cfg.rollout.stop), seed_for(self.cfg.seed, r, "eval"),
+                            observe=lambda *samples: self.monitor.eval_samples(r, *samples))
 
     def _control(self, r: int) -> dict:
         """The baseline: the loop's optimizer steps of this round spent on the seed set alone."""
@@ -243,6 +261,18 @@ class Loop:
         max_new = self.cfg.eval.max_new_tokens or self.cfg.rollout.max_new_tokens
         return evaluate(self.engine, self.data.eval, self.verifier, 1, 0.0, max_new,
                         tuple(self.cfg.rollout.stop), 0, prefix=prefix)
+
+    # --- alarms -----------------------------------------------------------------------------
+    def _check_alarms(self, r: int) -> None:
+        """After a finished round: warn (console, alarms.jsonl, W&B) or stop the run."""
+        fired = self.monitor.alarms(self.run.read_metrics())
+        for alarm in fired:
+            self.console.print(f"[yellow]{alarm.message}[/yellow]", soft_wrap=True)
+            self.tracker.alert(f"selfloop {self.cfg.name}: {alarm.rule}", alarm.message)
+        stops = [a.rule for a in fired if a.action == "stop"]
+        if stops and r < self.cfg.rounds:
+            raise AlarmStop(f"stopped after round {r} by alarm {', '.join(stops)}; change the config and "
+                            f"`loop resume {self.run.path} --set ... --force` to continue")
 
     # --- helpers --------------------------------------------------------------------------
     def _job(self, model: str, dataset: Path, output_dir: Path, final_dir: Path, seed: int,

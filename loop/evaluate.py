@@ -43,7 +43,10 @@ def judge(verifier, problems: Dataset, completions: list[list[str]]) -> list[lis
 
 
 def evaluate(engine: RolloutEngine, problems: Dataset, verifier, k: int, temperature: float,
-             max_new_tokens: int, stop: tuple[str, ...], seed: int, prefix: str = "eval") -> dict[str, float]:
+             max_new_tokens: int, stop: tuple[str, ...], seed: int, prefix: str = "eval",
+             observe=None) -> dict[str, float]:
+    """`observe(prompt_ids, completions, correct, answers) -> dict`, if given, sees the k sampled
+    completions per problem (with their log-probs) and the verdicts, and adds its metrics."""
     greedy = engine.generate(problems["prompt_text"][:], SamplingParams(1, 0.0, 1.0, max_new_tokens, stop))
     greedy_ok = judge(verifier, problems, [[c.text for c in row] for row in greedy])
     metrics = {f"{prefix}/pass@1": sum(row[0] for row in greedy_ok) / max(len(greedy_ok), 1)}
@@ -51,8 +54,11 @@ def evaluate(engine: RolloutEngine, problems: Dataset, verifier, k: int, tempera
         torch.manual_seed(seed)
         sampled = engine.generate(problems["prompt_text"][:], SamplingParams(k, temperature, 1.0, max_new_tokens, stop))
         texts = [[c.text for c in row] for row in sampled]
-        metrics |= sample_metrics(judge(verifier, problems, texts),
-                                  [[extract_answer(t) for t in row] for row in texts], k)
+        correct, answers = judge(verifier, problems, texts), [[extract_answer(t) for t in row] for row in texts]
+        metrics |= sample_metrics(correct, answers, k)
+        metrics[f"{prefix}/headroom"] = metrics[f"{prefix}/pass@{k}"] - metrics[f"{prefix}/pass@1"]
+        if observe is not None:
+            metrics |= observe(problems["prompt_id"][:], sampled, correct, answers)
     # A verifier that counts its work (the code sandbox) reports it here, not in the next round's rewards.
     pop = getattr(verifier, "pop_metrics", None)
     if callable(pop):

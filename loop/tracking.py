@@ -22,6 +22,8 @@ class Tracker(Protocol):
 
     def log_rollouts(self, rows: list[dict], step: int) -> None: ...
 
+    def alert(self, title: str, text: str) -> None: ...
+
     def finish(self) -> None: ...
 
 
@@ -32,6 +34,9 @@ class NullTracker:
         pass
 
     def log_rollouts(self, rows: list[dict], step: int) -> None:
+        pass
+
+    def alert(self, title: str, text: str) -> None:
         pass
 
     def finish(self) -> None:
@@ -62,6 +67,10 @@ class WandbTracker:
             columns = list(rows[0])
             table = self._wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])
             self.run.log({"rollouts/samples": table}, step=step)
+
+    def alert(self, title: str, text: str) -> None:
+        """A W&B alert (email/Slack per the user's W&B settings; recorded only when offline)."""
+        self.run.alert(title=title, text=text, level=self._wandb.AlertLevel.WARN)
 
     def finish(self) -> None:
         self.run.finish()

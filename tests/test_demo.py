@@ -24,6 +24,7 @@ def test_demo_improves_the_model_and_beats_the_control(tmp_path: Path):
     assert last["eval/pass@1"] - first["eval/pass@1"] >= 0.30, rows
     assert last["eval/pass@1"] - last["control/pass@1"] >= 0.15, rows
     assert (tmp_path / "demo" / "accuracy.png").exists()
+    assert not (tmp_path / "demo" / "alarms.jsonl").exists(), "a monitoring alarm fired on the healthy demo"
 
 
 def test_readme_holds_the_two_commands_and_ci_runs_the_test_one():

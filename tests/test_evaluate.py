@@ -70,9 +70,9 @@ def cannot_judge(prompts, completions, **columns):
     "verifier,k,prefix,expected",
     [
         (always_right, 1, "eval", {"eval/pass@1": 1.0}),
-        (always_right, 3, "eval", {"eval/pass@1": 1.0, "eval/pass@3": 1.0, "eval/mean@3": 1.0}),
+        (always_right, 3, "eval", {"eval/pass@1": 1.0, "eval/pass@3": 1.0, "eval/mean@3": 1.0, "eval/headroom": 0.0}),
         (always_right, 3, "control", {"control/pass@1": 1.0}),  # the control run evaluates greedy only
-        (cannot_judge, 3, "eval", {"eval/pass@1": 0.0, "eval/pass@3": 0.0, "eval/mean@3": 0.0}),
+        (cannot_judge, 3, "eval", {"eval/pass@1": 0.0, "eval/pass@3": 0.0, "eval/mean@3": 0.0, "eval/headroom": 0.0}),
     ],
 )
 def test_evaluate_metric_keys(engine, verifier, k, prefix, expected):

@@ -1,4 +1,4 @@
-"""Tests for `loop/atomic.py` and `loop/rundir.py`: artifacts appear whole or not at all, state
+"""Tests for `policies/atomic.py` and `loop/rundir.py`: artifacts appear whole or not at all, state
 and metrics round-trip, and one process at a time owns a run dir (even across a SIGKILL)."""
 
 from __future__ import annotations

@@ -1,0 +1,131 @@
+"""Data hygiene for what the loop trains on: near-copies and eval contamination.
+
+- Near-duplicates: MinHash signatures of word shingles, looked up in an LSH index (datasketch)
+  holding this round's kept completions so far and every earlier round's; a hit whose
+  estimated Jaccard similarity reaches the threshold is a near-copy and is dropped. Each
+  round's kept signatures are saved in its run dir, so a resumed run sees the same index.
+- Contamination: an example sharing a word n-gram with a held-out eval prompt or answer is
+  dropped (GPT-3's 13-gram check; an eval text shorter than n words must appear whole; texts
+  under MIN_WORDS words are too generic to test). Words are lowercased `\\w+` runs and single
+  symbols, so spacing and case do not hide a copy while "3+5" and "3-5" stay different.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from policies.atomic import write_bytes
+
+MIN_WORDS = 3  # "Simplify." or a bare "42" matches everything; such eval texts are not tested
+_WORD = re.compile(r"\w+|[^\w\s]")  # words and single symbols: "3+5" and "3-5" differ
+_SCHEME = "affine32"  # datasketch's MinHash hashing scheme, pinned so saved signatures stay valid
+
+
+# --- near-duplicates -----------------------------------------------------------------------
+def shingles(text: str, n: int) -> list[bytes]:
+    tokens = text.split()
+    if len(tokens) <= n:
+        return [" ".join(tokens).encode()]
+    return [" ".join(tokens[i : i + n]).encode() for i in range(len(tokens) - n + 1)]
+
+
+def minhash_signatures(texts: Sequence[str], num_perm: int, shingle_words: int) -> np.ndarray:
+    """One row of `num_perm` MinHash values per text (uint32)."""
+    from datasketch import MinHash
+
+    if not texts:
+        return np.zeros((0, num_perm), dtype=np.uint32)
+    hashes = MinHash.bulk((shingles(t, shingle_words) for t in texts), num_perm=num_perm, scheme=_SCHEME)
+    return np.stack([m.hashvalues for m in hashes]).astype(np.uint32)
+
+
+class NearDupIndex:
+    """An LSH index over kept completions' signatures; `admit` keeps a text only if it is new."""
+
+    def __init__(self, threshold: float, num_perm: int):
+        from datasketch import MinHashLSH
+
+        self.threshold, self.num_perm = threshold, num_perm
+        self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        self._signatures: list[np.ndarray] = []
+
+    def add(self, signatures: np.ndarray) -> None:
+        for row in signatures:
+            self._insert(row)
+
+    def admit(self, signatures: np.ndarray) -> tuple[list[bool], int, int]:
+        """Keep mask in order, and how many were near-copies of earlier rounds / of this round."""
+        earlier = len(self._signatures)
+        keep, of_earlier, of_round = [], 0, 0
+        for row in signatures:
+            match = self._nearest_copy(row)
+            keep.append(match is None)
+            if match is None:
+                self._insert(row)
+            elif match < earlier:
+                of_earlier += 1
+            else:
+                of_round += 1
+        return keep, of_earlier, of_round
+
+    def _nearest_copy(self, row: np.ndarray) -> int | None:
+        """An indexed signature this one nearly copies (LSH candidates, confirmed by estimate)."""
+        for key in self._lsh.query(self._minhash(row)):
+            if np.mean(self._signatures[key] == row) >= self.threshold:
+                return key
+        return None
+
+    def _insert(self, row: np.ndarray) -> None:
+        self._lsh.insert(len(self._signatures), self._minhash(row), check_duplication=False)
+        self._signatures.append(row)
+
+    def _minhash(self, row: np.ndarray):
+        from datasketch import MinHash
+
+        return MinHash(num_perm=self.num_perm, hashvalues=row, scheme=_SCHEME)
+
+
+def save_signatures(path: Path, signatures: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, signatures, allow_pickle=False)
+    write_bytes(path, buf.getvalue())
+
+
+def load_signatures(paths: Iterable[Path]) -> np.ndarray | None:
+    arrays = [np.load(p, allow_pickle=False) for p in paths]
+    return np.concatenate(arrays) if arrays else None
+
+
+# --- contamination -------------------------------------------------------------------------
+def normalized_words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+class EvalNgrams:
+    """The word n-grams of the held-out texts, to test training texts against."""
+
+    def __init__(self, eval_texts: Iterable[str], n: int):
+        self.grams: set[tuple[str, ...]] = set()
+        self.sizes: set[int] = set()
+        for text in eval_texts:
+            tokens = normalized_words(text or "")
+            if len(tokens) < MIN_WORDS:
+                continue
+            size = min(n, len(tokens))
+            self.sizes.add(size)
+            self.grams.update(tuple(tokens[i : i + size]) for i in range(len(tokens) - size + 1))
+
+    def overlaps(self, text: str) -> bool:
+        tokens = normalized_words(text or "")
+        return any(tuple(tokens[i : i + size]) in self.grams
+                   for size in self.sizes for i in range(len(tokens) - size + 1))
+
+
+def overlap_share(texts: Sequence[str], eval_ngrams: EvalNgrams) -> float:
+    """Share of `texts` sharing an n-gram with the eval texts."""
+    return sum(eval_ngrams.overlaps(t) for t in texts) / len(texts) if texts else float("nan")
