@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import comparable
 from loop.cli import main
 
 TINY = {
@@ -25,9 +26,6 @@ TINY = {
 }
 
 
-def metrics(run: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in row.items() if not k.startswith("time/") and k != "swap/seconds"} for row in rows]
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +99,7 @@ def test_missing_or_truncated_rollout_shard_is_made_again(run: Path, reference: 
     from datasets import Dataset
 
     assert Dataset.from_parquet(str(shard)).num_rows == 2
-    assert metrics(run) == metrics(reference)  # the same samples: the shard is a seeded computation
+    assert comparable(run) == comparable(reference)  # the same samples: the shard is a seeded computation
 
 
 @pytest.mark.parametrize("damage", ["deleted", "garbage-line", "binary"])
@@ -119,7 +117,7 @@ def test_metrics_jsonl_is_rebuilt_from_the_phase_files(run: Path, reference: Pat
         assert f"{run / 'metrics.jsonl'}:" in line and "`loop resume` rebuilds it" in line
     assert main(["resume", str(run)]) == 0
     assert "rebuilt" in capsys.readouterr().out
-    assert metrics(run) == metrics(reference)
+    assert comparable(run) == comparable(reference)
     assert (run / "metrics.jsonl").read_text() == (reference / "metrics.jsonl").read_text()
 
 
