@@ -4,6 +4,7 @@
     loop resume runs/NAME [--set ...] [--force]   continue from the last completed phase
     loop status runs/NAME                         where a run stands
     loop compare runs/A runs/B ... [--out F]      runs side by side per round, and a PNG plot
+    loop rescore runs/NAME --rewards R.yaml --as NEW   re-score stored rollouts under other rewards
 
 Bad input is one line naming the problem and exit code 2, with nothing written.
 """
@@ -42,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare runs per round (table + PNG plot)")
     compare.add_argument("run_dirs", nargs="+")
     compare.add_argument("--out", default="compare.png", help="where to write the plot [compare.png]")
+    rescore = sub.add_parser("rescore", help="re-score a run's rollouts under other rewards (no generation, no training)")
+    rescore.add_argument("run_dir")
+    rescore.add_argument("--rewards", required=True, help="YAML with `rewards:` (and optionally `update:`)")
+    rescore.add_argument("--as", dest="name", required=True, help="name of the sibling run dir to write")
     return p
 
 
@@ -53,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
             return status(RunDir(args.run_dir), console)
         if args.command == "compare":
             return compare(args.run_dirs, Path(args.out), console)
+        if args.command == "rescore":
+            from loop.rescore import rescore, rescore_config
+
+            target = rescore(RunDir(args.run_dir), rescore_config(RunDir(args.run_dir), args.rewards, args.name), console)
+            console.print(f"rescored run: {target.path}  (compare: loop compare {args.run_dir} {target.path})")
+            return 0
         cfg, run = _prepare(args, console)
     except (ConfigError, RunLocked) as err:
         console.print(f"[red]error:[/red] {err}", soft_wrap=True)
