@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from loop.distill import TeacherConfig
 from loop.retention import StorageConfig
 from policies.engines.config import RolloutConfig
 from policies.model_config import ModelConfig
@@ -117,6 +118,7 @@ class LoopConfig(Section):
     control: ControlConfig = ControlConfig()
     tracking: TrackingConfig = TrackingConfig()
     storage: StorageConfig = StorageConfig()
+    teacher: TeacherConfig | None = Field(None, description="Distillation: a stronger model writes the rollouts.")
 
     @model_validator(mode="after")
     def _consistent(self) -> "LoopConfig":

@@ -23,6 +23,7 @@ from rich.console import Console
 from policies.atomic import save_parquet
 from loop.config import LoopConfig
 from loop.data import TaskData, load_task_data, round_prompts
+from loop.distill import TEACHER_DIR, build_teacher, failed_prompts, provenance_metrics, with_teacher_rollouts
 from loop.evaluate import evaluate
 from loop.progress import BarCallback, phase_bar
 from loop.retention import prune_old_policies, prune_trainer_checkpoints
@@ -55,6 +56,7 @@ class Loop:
         self.verifier = named.get(cfg.eval.verifier) or build_reward(cfg.eval.verifier)
         self.algorithm = build_algorithm(cfg.update, cfg.rewards, cfg.rollout)
         self.engine: RolloutEngine | None = None
+        self.teacher: RolloutEngine | None = None  # `teacher:` distillation, loaded on first use
         self.data: TaskData | None = None
 
     # --- driver ---------------------------------------------------------------------------
@@ -148,15 +150,31 @@ class Loop:
     # --- round r phases -------------------------------------------------------------------
     def _generate(self, r: int) -> dict:
         prompts = round_prompts(self.data.train, r, self.cfg.data.prompts_per_round, self.cfg.seed)
-        rollouts = self._sample(r, prompts, "rollouts")
-        return {"rollout/prompts": float(len(prompts)), "generator/round": float(r - 1),
-                "rollout/samples": float(len(rollouts))}
+        metrics = {"rollout/prompts": float(len(prompts)), "generator/round": float(r - 1)}
+        teacher = self.cfg.teacher
+        student = None if teacher and teacher.mode == "all" else self._sample(r, prompts, "rollouts")
+        if teacher is None:
+            return metrics | {"rollout/samples": float(len(student))}
+        rollouts, student_prompts = self._distill(r, prompts, student)
+        return metrics | provenance_metrics(rollouts, student_prompts) | {"rollout/samples": float(len(rollouts))}
 
-    def _sample(self, r: int, prompts: Dataset, name: str) -> Dataset:
+    def _distill(self, r: int, prompts: Dataset, student: Dataset | None) -> tuple[Dataset, int]:
+        """The teacher writes every rollout (`mode: all`) or those of the prompts the student
+        failed (`mixed`); returns the round's rollouts and how many prompts the student kept."""
+        if self.teacher is None:
+            self.teacher = build_teacher(self.cfg.teacher, self.cfg.rollout)
+        if self.cfg.teacher.mode == "all":
+            return self._sample(r, prompts, "rollouts", self.teacher), 0
+        failed = set(failed_prompts(score(student, self.rewards)[0], self.cfg.update.threshold))
+        if failed:
+            self._sample(r, prompts.filter(lambda row: row["prompt_id"] in failed), TEACHER_DIR, self.teacher)
+        return self._load_rollouts(r), len(prompts) - len(failed)
+
+    def _sample(self, r: int, prompts: Dataset, name: str, engine: RolloutEngine | None = None) -> Dataset:
         ro = self.cfg.rollout
         params = SamplingParams(ro.n, ro.temperature, ro.top_p, ro.max_new_tokens, tuple(ro.stop))
         with phase_bar(self.console, name[:10], total=len(prompts)) as bar:
-            return generate_shards(self.engine, prompts, params, self.run.round_dir(r) / name,
+            return generate_shards(engine or self.engine, prompts, params, self.run.round_dir(r) / name,
                                    ro.prompts_per_shard, self.cfg.seed, r, bar.advance)
 
     def _reward(self, r: int) -> dict:
@@ -167,7 +185,7 @@ class Loop:
 
     def _load_rollouts(self, r: int) -> Dataset:
         files = sorted(str(p) for p in (self.run.round_dir(r) / "rollouts").glob("shard_*.parquet"))
-        return Dataset.from_parquet(files)
+        return with_teacher_rollouts(Dataset.from_parquet(files), self.run.round_dir(r))
 
     def _scored_path(self, r: int) -> Path:
         return self.run.round_dir(r) / "scored.parquet"

@@ -77,6 +77,18 @@ class GRPOConfig(Section):
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
 
 
+class GKDSettings(Section):
+    """On-policy distillation (Agarwal et al. 2024) with TRL's `GKDTrainer`; the teacher must
+    share the student's tokenizer (logits are compared token by token)."""
+
+    teacher: str | None = Field(None, description="Hub id or local path of the teacher model (required for gkd).")
+    lmbda: float = Field(0.5, ge=0, le=1, description="Share of batches the student samples on-policy.")
+    beta: float = Field(0.5, ge=0, le=1, description="Generalized JSD interpolation: 0 = forward KL, 1 = reverse KL.")
+    temperature: float = Field(0.9, gt=0, description="Sampling temperature of on-policy generations.")
+    max_new_tokens: int = Field(64, ge=1)
+    seq_kd: bool = Field(False, description="Also train on teacher-generated sequences (sequence-level KD).")
+
+
 class LoraSettings(Section):
     r: int = Field(16, ge=1)
     alpha: int = Field(32, ge=1)
@@ -92,7 +104,7 @@ class UpdateConfig(TrainSettings):
     """The `update` section: the algorithm and its filter, plus the `TrainSettings` fields
     (learning_rate, epochs, batch_size, ...) every training job of the run uses."""
 
-    algorithm: Literal["rft", "star", "rest", "rest_em", "dpo", "grpo"] = "rft"
+    algorithm: Literal["rft", "star", "rest", "rest_em", "dpo", "grpo", "gkd"] = "rft"
     init: Literal["previous", "base"] | None = Field(None, description="base: restart each round from round 0; default: base for rest_em, else previous.")
     threshold: float = Field(1.0, description="Keep samples whose total reward is >= threshold.")
     max_per_prompt: int = Field(4, ge=1, description="K: at most this many kept samples per prompt.")
@@ -107,12 +119,16 @@ class UpdateConfig(TrainSettings):
     rest: RestConfig = RestConfig()
     dpo: DPOConfig = DPOConfig()
     grpo: GRPOConfig = GRPOConfig()
+    gkd: GKDSettings = GKDSettings()
 
     @model_validator(mode="after")
     def _algorithm_fits(self) -> "UpdateConfig":
         if self.algorithm == "rest_em" and self.init == "previous":
             raise ValueError("rest_em retrains from the base model every round: drop `init` "
                              "(or use algorithm: rft for init: previous)")
+        if self.algorithm == "gkd" and self.gkd.teacher is None:
+            raise ValueError("gkd distills from a teacher: set update.gkd.teacher to a model path or hub id "
+                             "that shares the student's tokenizer")
         if self.algorithm == "rest" and not self.rest.thresholds:
             raise ValueError("rest needs update.rest.thresholds, e.g. [1.0, 1.5, 2.0]")
         if self.replay_fraction > 0 and self.algorithm not in SFT_STYLE:
