@@ -31,7 +31,7 @@ from loop.rollouts import generate_shards, score, seed_for
 from loop.rundir import RunDir, RunState
 from loop.tracking import Tracker
 from policies.engines import RolloutEngine, SamplingParams, build_engine
-from policies.judges import attach_judges, build_rewards
+from policies.judges import EngineGenerator, attach_judges, build_rewards
 from policies.loading import build_tiny
 from policies.prompts import render_prompt
 from policies.launch import train
@@ -193,7 +193,8 @@ class Loop:
     def _filter(self, r: int) -> dict:
         scored = Dataset.from_parquet(str(self._scored_path(r)))
         ctx = BuildContext(round=r, sample=lambda prompts, name: score(self._sample(r, prompts, name), self.rewards)[0],
-                           render=self._render)
+                           render=self._render, out_dir=self.run.round_dir(r),
+                           policy=EngineGenerator(lambda: self.engine, self.cfg.model.chat_template))
         examples, metrics = self.algorithm.build_examples(scored, ctx)
         if self.cfg.update.replay_fraction > 0:
             seed_set = Dataset.from_parquet(str(self._seed_examples()))
