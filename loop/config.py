@@ -14,6 +14,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from loop.distill import TeacherConfig
+from loop.growth import GrowthConfig
 from loop.retention import StorageConfig
 from policies.engines.config import RolloutConfig
 from policies.model_config import ModelConfig
@@ -119,6 +120,7 @@ class LoopConfig(Section):
     tracking: TrackingConfig = TrackingConfig()
     storage: StorageConfig = StorageConfig()
     teacher: TeacherConfig | None = Field(None, description="Distillation: a stronger model writes the rollouts.")
+    growth: GrowthConfig | None = Field(None, description="New problems written between rounds (Self-Instruct).")
 
     @model_validator(mode="after")
     def _consistent(self) -> "LoopConfig":
@@ -133,6 +135,12 @@ class LoopConfig(Section):
         if repeated:
             raise ValueError(f"rewards: {', '.join(repeated)} appears twice; give one a `label`")
         _check_update(self.update, self.rollout, self.rewards)
+        if self.growth is not None:
+            if self.data.columns.extra or (self.data.task is not None and self.data.task.kind == "code"):
+                raise ValueError("growth: new problems have only a prompt and an answer; tasks with extra columns "
+                                 "(code tests) cannot grow their prompt set")
+            if self.growth.author == "teacher" and self.teacher is None:
+                raise ValueError("growth.author: teacher needs a `teacher:` section (its model writes the problems)")
         if self.eval.verifier not in keys and self.eval.verifier not in reward_names():
             raise ValueError(f"eval.verifier: {self.eval.verifier!r} is neither a reward of this run "
                              f"({', '.join(keys)}) nor a built-in ({', '.join(reward_names())})")

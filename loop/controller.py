@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from datasets import Dataset
+from datasets import Dataset, concatenate_datasets
 from rich.console import Console
 
 from policies.atomic import save_parquet
@@ -25,6 +25,7 @@ from loop.config import LoopConfig
 from loop.data import TaskData, load_task_data, round_prompts
 from loop.distill import TEACHER_DIR, build_teacher, failed_prompts, provenance_metrics, with_teacher_rollouts
 from loop.evaluate import evaluate
+from loop.growth import grow, kept_problems
 from loop.progress import BarCallback, phase_bar
 from loop.retention import prune_old_policies, prune_trainer_checkpoints
 from loop.rollouts import generate_shards, score, seed_for
@@ -150,7 +151,11 @@ class Loop:
     # --- round r phases -------------------------------------------------------------------
     def _generate(self, r: int) -> dict:
         prompts = round_prompts(self.data.train, r, self.cfg.data.prompts_per_round, self.cfg.seed)
-        metrics = {"rollout/prompts": float(len(prompts)), "generator/round": float(r - 1)}
+        metrics = {"generator/round": float(r - 1)}
+        if self.cfg.growth is not None:  # new problems written this round join its prompts
+            grown, growth_metrics = self._grow(r)
+            prompts, metrics = concatenate_datasets([prompts, grown.cast(prompts.features)]), metrics | growth_metrics
+        metrics["rollout/prompts"] = float(len(prompts))
         teacher = self.cfg.teacher
         student = None if teacher and teacher.mode == "all" else self._sample(r, prompts, "rollouts")
         if teacher is None:
@@ -158,16 +163,28 @@ class Loop:
         rollouts, student_prompts = self._distill(r, prompts, student)
         return metrics | provenance_metrics(rollouts, student_prompts) | {"rollout/samples": float(len(rollouts))}
 
+    def _grow(self, r: int) -> tuple[Dataset, dict]:
+        g, ro = self.cfg.growth, self.cfg.rollout
+        author = EngineGenerator(self._teacher_engine if g.author == "teacher" else (lambda: self.engine),
+                                 self.cfg.model.chat_template)
+        pool = self.data.train["prompt"][:] + kept_problems(self.run.round_dir(i) for i in range(1, r))
+        solve = SamplingParams(g.solutions, ro.temperature, ro.top_p, ro.max_new_tokens, tuple(ro.stop))
+        return grow(g, author, self.engine, self._render, pool, self.data.eval["prompt"][:], r, self.cfg.seed,
+                    self.run.round_dir(r), solve)
+
+    def _teacher_engine(self) -> RolloutEngine:
+        if self.teacher is None:
+            self.teacher = build_teacher(self.cfg.teacher, self.cfg.rollout)
+        return self.teacher
+
     def _distill(self, r: int, prompts: Dataset, student: Dataset | None) -> tuple[Dataset, int]:
         """The teacher writes every rollout (`mode: all`) or those of the prompts the student
         failed (`mixed`); returns the round's rollouts and how many prompts the student kept."""
-        if self.teacher is None:
-            self.teacher = build_teacher(self.cfg.teacher, self.cfg.rollout)
         if self.cfg.teacher.mode == "all":
-            return self._sample(r, prompts, "rollouts", self.teacher), 0
+            return self._sample(r, prompts, "rollouts", self._teacher_engine()), 0
         failed = set(failed_prompts(score(student, self.rewards)[0], self.cfg.update.threshold))
         if failed:
-            self._sample(r, prompts.filter(lambda row: row["prompt_id"] in failed), TEACHER_DIR, self.teacher)
+            self._sample(r, prompts.filter(lambda row: row["prompt_id"] in failed), TEACHER_DIR, self._teacher_engine())
         return self._load_rollouts(r), len(prompts) - len(failed)
 
     def _sample(self, r: int, prompts: Dataset, name: str, engine: RolloutEngine | None = None) -> Dataset:
