@@ -37,17 +37,40 @@ class TaskConfig(Section):
     num_operands: int = Field(3, ge=2, le=5)
     max_operand: int = Field(99, ge=1)
     ops: str = Field("+-", pattern=r"^[+\-*]+$", description="Operators to draw from.")
+    # Easy -> hard (arithmetic): operand counts from num_operands to max_operands, each problem
+    # tagged with its `difficulty` (= operand count); the seed set stops at seed_max_operands.
+    max_operands: int | None = Field(None, ge=2, le=16, description="Train/eval problems have num_operands..max_operands operands.")
+    seed_max_operands: int | None = Field(None, ge=2, description="Seed problems have at most this many operands.")
+    curriculum: bool = Field(False, description="Round r draws prompts of difficulty <= seed_max_operands + r only.")
+
+    @model_validator(mode="after")
+    def _difficulty_range(self) -> "TaskConfig":
+        if self.max_operands is None:
+            if self.seed_max_operands is not None or self.curriculum:
+                raise ValueError("seed_max_operands and curriculum need max_operands (the hardest level)")
+            return self
+        if self.kind != "arithmetic":
+            raise ValueError("max_operands (difficulty levels) is for kind: arithmetic")
+        seed_max = self.seed_max_operands or self.max_operands
+        if not self.num_operands <= seed_max <= self.max_operands:
+            raise ValueError(f"need num_operands <= seed_max_operands <= max_operands, got "
+                             f"{self.num_operands}, {seed_max}, {self.max_operands}")
+        return self
 
     @model_validator(mode="after")
     def _enough_problems(self) -> "TaskConfig":
         total = self.train_size + self.eval_size + self.seed_size
-        steps = self.num_operands - 1  # a code problem's first operand is x: one fewer number
-        numbers = self.max_operand ** steps if self.kind == "code" else (self.max_operand + 1) ** self.num_operands
-        space = numbers * len(set(self.ops)) ** steps
+        space = sum(self._space(k) for k in range(self.num_operands, (self.max_operands or self.num_operands) + 1))
         if total > space // 2:  # keep sampling without replacement fast
             raise ValueError(f"{total} unique problems asked of a space of {space}; "
                              "raise max_operand or num_operands, or lower the sizes")
         return self
+
+    def _space(self, operands: int) -> int:
+        """How many distinct problems have this many operands."""
+        steps = operands - 1  # a code problem's first operand is x: one fewer number
+        numbers = self.max_operand ** steps if self.kind == "code" else (self.max_operand + 1) ** operands
+        return numbers * len(set(self.ops)) ** steps
 
 
 class ColumnMap(Section):

@@ -150,8 +150,9 @@ class Loop:
 
     # --- round r phases -------------------------------------------------------------------
     def _generate(self, r: int) -> dict:
-        prompts = round_prompts(self.data.train, r, self.cfg.data.prompts_per_round, self.cfg.seed)
-        metrics = {"generator/round": float(r - 1)}
+        pool, metrics = self._pool(r)
+        prompts = round_prompts(pool, r, self.cfg.data.prompts_per_round, self.cfg.seed)
+        metrics["generator/round"] = float(r - 1)
         if self.cfg.growth is not None:  # new problems written this round join its prompts
             grown, growth_metrics = self._grow(r)
             prompts, metrics = concatenate_datasets([prompts, grown.cast(prompts.features)]), metrics | growth_metrics
@@ -162,6 +163,15 @@ class Loop:
             return metrics | {"rollout/samples": float(len(student))}
         rollouts, student_prompts = self._distill(r, prompts, student)
         return metrics | provenance_metrics(rollouts, student_prompts) | {"rollout/samples": float(len(rollouts))}
+
+    def _pool(self, r: int) -> tuple[Dataset, dict]:
+        """The training prompts round r draws from: with a curriculum, one level harder each round."""
+        task = self.cfg.data.task
+        if task is None or not task.curriculum:
+            return self.data.train, {}
+        top = (task.seed_max_operands or task.max_operands) + r
+        pool = self.data.train.filter(lambda row: row["difficulty"] <= top)
+        return pool, {"curriculum/max_difficulty": float(min(top, task.max_operands)), "curriculum/pool": float(len(pool))}
 
     def _grow(self, r: int) -> tuple[Dataset, dict]:
         g, ro = self.cfg.growth, self.cfg.rollout
