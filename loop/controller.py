@@ -26,6 +26,7 @@ from loop.data import TaskData, load_task_data, round_prompts
 from loop.distill import TEACHER_DIR, build_teacher, failed_prompts, provenance_metrics, with_teacher_rollouts
 from loop.evaluate import evaluate
 from loop.growth import grow, kept_problems
+from loop.tasks import curriculum_pool
 from loop.progress import BarCallback, phase_bar
 from loop.retention import prune_old_policies, prune_trainer_checkpoints
 from loop.rollouts import generate_shards, score, seed_for
@@ -150,7 +151,7 @@ class Loop:
 
     # --- round r phases -------------------------------------------------------------------
     def _generate(self, r: int) -> dict:
-        pool, metrics = self._pool(r)
+        pool, metrics = curriculum_pool(self.data.train, self.cfg.data.task, r)
         prompts = round_prompts(pool, r, self.cfg.data.prompts_per_round, self.cfg.seed)
         metrics["generator/round"] = float(r - 1)
         if self.cfg.growth is not None:  # new problems written this round join its prompts
@@ -163,15 +164,6 @@ class Loop:
             return metrics | {"rollout/samples": float(len(student))}
         rollouts, student_prompts = self._distill(r, prompts, student)
         return metrics | provenance_metrics(rollouts, student_prompts) | {"rollout/samples": float(len(rollouts))}
-
-    def _pool(self, r: int) -> tuple[Dataset, dict]:
-        """The training prompts round r draws from: with a curriculum, one level harder each round."""
-        task = self.cfg.data.task
-        if task is None or not task.curriculum:
-            return self.data.train, {}
-        top = (task.seed_max_operands or task.max_operands) + r
-        pool = self.data.train.filter(lambda row: row["difficulty"] <= top)
-        return pool, {"curriculum/max_difficulty": float(min(top, task.max_operands)), "curriculum/pool": float(len(pool))}
 
     def _grow(self, r: int) -> tuple[Dataset, dict]:
         g, ro = self.cfg.growth, self.cfg.rollout

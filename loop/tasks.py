@@ -13,6 +13,8 @@ import operator
 import random
 from dataclasses import dataclass
 
+from datasets import Dataset
+
 from loop.config import TaskConfig
 
 APPLY = {"+": operator.add, "-": operator.sub, "*": operator.mul}
@@ -83,3 +85,13 @@ def generate_task(cfg: TaskConfig, seed: int) -> dict[str, list[Problem]]:
                 seen.add(p.prompt)
                 splits[name].append(p)
     return splits
+
+
+def curriculum_pool(train: Dataset, task: TaskConfig | None, round_idx: int) -> tuple[Dataset, dict[str, float]]:
+    """The training prompts round r draws from: with `task.curriculum`, levels up to one harder
+    per round than the seed set's hardest (`seed_max_operands + r`); otherwise all of them."""
+    if task is None or not task.curriculum:
+        return train, {}
+    top = min((task.seed_max_operands or task.max_operands) + round_idx, task.max_operands)
+    pool = train.filter(lambda row: row["difficulty"] <= top)
+    return pool, {"curriculum/max_difficulty": float(top), "curriculum/pool": float(len(pool))}
