@@ -131,6 +131,9 @@ def rescore(source: RunDir, cfg: LoopConfig, console) -> RunDir:
     rounds = sorted(int(p.parent.name.removeprefix("round_")) for p in source.path.glob("round_*/scored.parquet"))
     if not rounds:
         raise ConfigError(f"{source.path} has no scored rounds yet (no round_NNN/scored.parquet)")
+    import datasets
+
+    datasets.disable_progress_bars()  # one line per round is the report
     target = RunDir(cfg.run_dir)
     target.lock()
     try:
