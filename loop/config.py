@@ -159,9 +159,10 @@ class LoopConfig(Section):
             raise ValueError(f"rewards: {', '.join(repeated)} appears twice; give one a `label`")
         _check_update(self.update, self.rollout, self.rewards)
         if self.growth is not None:
-            if self.data.columns.extra or (self.data.task is not None and self.data.task.kind == "code"):
+            task = self.data.task
+            if self.data.columns.extra or (task is not None and (task.kind == "code" or task.max_operands)):
                 raise ValueError("growth: new problems have only a prompt and an answer; tasks with extra columns "
-                                 "(code tests) cannot grow their prompt set")
+                                 "(code tests, difficulty levels) cannot grow their prompt set")
             if self.growth.author == "teacher" and self.teacher is None:
                 raise ValueError("growth.author: teacher needs a `teacher:` section (its model writes the problems)")
         if self.eval.verifier not in keys and self.eval.verifier not in reward_names():
