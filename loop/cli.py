@@ -5,6 +5,7 @@
     loop status runs/NAME                         where a run stands
     loop compare runs/A runs/B ... [--out F]      runs side by side per round, and a PNG plot
     loop report runs/A [runs/B ...] [--out DIR]   one self-contained HTML report (plus its PNGs)
+    loop rescore runs/NAME --rewards R.yaml --as NEW   re-score stored rollouts under other rewards
 
 Bad input is one line naming the problem and exit code 2, with nothing written.
 """
@@ -46,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write an HTML report of one run, or of several overlaid")
     report.add_argument("run_dirs", nargs="+")
     report.add_argument("--out", default=None, help="output directory [RUN/report for one run, else report]")
+    rescore = sub.add_parser("rescore", help="re-score a run's rollouts under other rewards (no generation, no training)")
+    rescore.add_argument("run_dir")
+    rescore.add_argument("--rewards", required=True, help="YAML with `rewards:` (and optionally `update:`)")
+    rescore.add_argument("--as", dest="name", required=True, help="name of the sibling run dir to write")
     return p
 
 
@@ -59,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
             return compare(args.run_dirs, Path(args.out), console)
         if args.command == "report":
             return report(args.run_dirs, args.out, console)
+        if args.command == "rescore":
+            from loop.rescore import rescore, rescore_config
+
+            target = rescore(RunDir(args.run_dir), rescore_config(RunDir(args.run_dir), args.rewards, args.name), console)
+            console.print(f"rescored run: {target.path}  (compare: loop compare {args.run_dir} {target.path})")
+            return 0
         cfg, run, notes = _prepare(args)
     except (ConfigError, RunLocked) as err:
         print("error: " + " ".join(str(err).split()), file=sys.stderr)  # one line, whatever the message held

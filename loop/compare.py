@@ -39,9 +39,11 @@ def load_runs(paths: list[str]) -> list[RunMetrics]:
 def comparison_table(runs: list[RunMetrics]) -> Table:
     """One row per (round, run): accuracy, what the filter kept, and seconds per phase."""
     maj_key = _first_key(runs, "eval/maj@")
+    rescored = _first_key(runs, "rescore/kappa") is not None  # `loop rescore` runs: agreement with their source
     table = Table(title="held-out accuracy per round", show_lines=False)
+    agreement_columns = ["agree", "kappa"] if rescored else []
     for column in ["round", "run", "pass@1", maj_key.removeprefix("eval/") if maj_key else "maj@k",
-                   "accept", "examples", *[f"{p} s" for p in PHASES], "round s"]:
+                   "accept", "examples", *agreement_columns, *[f"{p} s" for p in PHASES], "round s"]:
         table.add_column(column, justify="left" if column == "run" else "right")
     rounds = sorted({row["round"] for run in runs for row in run.rows})
     for r in rounds:
@@ -52,6 +54,7 @@ def comparison_table(runs: list[RunMetrics]) -> Table:
             table.add_row(str(r), run.name, _fmt(row.get("eval/pass@1"), ".3f"),
                           _fmt(row.get(maj_key) if maj_key else None, ".3f"),
                           _fmt(_accept(row), ".2f"), _fmt(row.get("train/examples"), ".0f"),
+                          *[_fmt(row.get(f"rescore/{k}"), ".2f") for k in ("agreement", "kappa") if rescored],
                           *[_fmt(row.get(f"time/{p}_s"), ".1f") for p in PHASES], _fmt(row.get("time/round_s"), ".1f"))
         table.add_section()
     return table
@@ -67,8 +70,9 @@ def plot_runs(runs: list[RunMetrics], out: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for run in runs:
-        ax.plot([row["round"] for row in run.rows], [row.get("eval/pass@1") for row in run.rows],
-                marker="o", label=run.name)
+        points = [(row["round"], row["eval/pass@1"]) for row in run.rows if "eval/pass@1" in row]
+        if points:  # a rescored run has no evaluation of its own
+            ax.plot(*zip(*points), marker="o", label=run.name)
     ax.set(xlabel="round", ylabel="held-out greedy pass@1", ylim=(0, 1), title="loop compare")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return save_figure(fig, ax, out)
@@ -84,4 +88,4 @@ def _first_key(runs: list[RunMetrics], prefix: str) -> str | None:
 
 
 def _fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+    return "-" if value is None or value != value else format(value, spec)  # None or NaN

@@ -15,6 +15,8 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from loop.monitor.config import MonitorConfig
+from loop.distill import TeacherConfig
+from loop.growth import GrowthConfig
 from loop.retention import StorageConfig
 from policies.engines.config import RolloutConfig
 from policies.model_config import ModelConfig
@@ -37,17 +39,40 @@ class TaskConfig(Section):
     num_operands: int = Field(3, ge=2, le=5)
     max_operand: int = Field(99, ge=1)
     ops: str = Field("+-", pattern=r"^[+\-*]+$", description="Operators to draw from.")
+    # Easy -> hard (arithmetic): operand counts from num_operands to max_operands, each problem
+    # tagged with its `difficulty` (= operand count); the seed set stops at seed_max_operands.
+    max_operands: int | None = Field(None, ge=2, le=16, description="Train/eval problems have num_operands..max_operands operands.")
+    seed_max_operands: int | None = Field(None, ge=2, description="Seed problems have at most this many operands.")
+    curriculum: bool = Field(False, description="Round r draws prompts of difficulty <= seed_max_operands + r only.")
+
+    @model_validator(mode="after")
+    def _difficulty_range(self) -> "TaskConfig":
+        if self.max_operands is None:
+            if self.seed_max_operands is not None or self.curriculum:
+                raise ValueError("seed_max_operands and curriculum need max_operands (the hardest level)")
+            return self
+        if self.kind != "arithmetic":
+            raise ValueError("max_operands (difficulty levels) is for kind: arithmetic")
+        seed_max = self.seed_max_operands or self.max_operands
+        if not self.num_operands <= seed_max <= self.max_operands:
+            raise ValueError(f"need num_operands <= seed_max_operands <= max_operands, got "
+                             f"{self.num_operands}, {seed_max}, {self.max_operands}")
+        return self
 
     @model_validator(mode="after")
     def _enough_problems(self) -> "TaskConfig":
         total = self.train_size + self.eval_size + self.seed_size
-        steps = self.num_operands - 1  # a code problem's first operand is x: one fewer number
-        numbers = self.max_operand ** steps if self.kind == "code" else (self.max_operand + 1) ** self.num_operands
-        space = numbers * len(set(self.ops)) ** steps
+        space = sum(self._space(k) for k in range(self.num_operands, (self.max_operands or self.num_operands) + 1))
         if total > space // 2:  # keep sampling without replacement fast
             raise ValueError(f"{total} unique problems asked of a space of {space}; "
                              "raise max_operand or num_operands, or lower the sizes")
         return self
+
+    def _space(self, operands: int) -> int:
+        """How many distinct problems have this many operands."""
+        steps = operands - 1  # a code problem's first operand is x: one fewer number
+        numbers = self.max_operand ** steps if self.kind == "code" else (self.max_operand + 1) ** operands
+        return numbers * len(set(self.ops)) ** steps
 
 
 class ColumnMap(Section):
@@ -122,6 +147,8 @@ class LoopConfig(Section):
     tracking: TrackingConfig = TrackingConfig()
     storage: StorageConfig = StorageConfig()
     monitor: MonitorConfig = MonitorConfig()
+    teacher: TeacherConfig | None = Field(None, description="Distillation: a stronger model writes the rollouts.")
+    growth: GrowthConfig | None = Field(None, description="New problems written between rounds (Self-Instruct).")
 
     @model_validator(mode="after")
     def _consistent(self) -> "LoopConfig":
@@ -136,6 +163,13 @@ class LoopConfig(Section):
         if repeated:
             raise ValueError(f"rewards: {', '.join(repeated)} appears twice; give one a `label`")
         _check_update(self.update, self.rollout, self.rewards)
+        if self.growth is not None:
+            task = self.data.task
+            if self.data.columns.extra or (task is not None and (task.kind == "code" or task.max_operands)):
+                raise ValueError("growth: new problems have only a prompt and an answer; tasks with extra columns "
+                                 "(code tests, difficulty levels) cannot grow their prompt set")
+            if self.growth.author == "teacher" and self.teacher is None:
+                raise ValueError("growth.author: teacher needs a `teacher:` section (its model writes the problems)")
         if self.eval.verifier not in keys and self.eval.verifier not in reward_names():
             raise ValueError(f"eval.verifier: {self.eval.verifier!r} is neither a reward of this run "
                              f"({', '.join(keys)}) nor a built-in ({', '.join(reward_names())})")

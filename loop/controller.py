@@ -17,22 +17,25 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from datasets import Dataset
+from datasets import Dataset, concatenate_datasets
 from rich.console import Console
 
 from policies.atomic import parquet_rows, save_parquet
 from loop.config import LoopConfig
 from loop.data import TaskData, load_task_data, round_prompts
+from loop.distill import TEACHER_DIR, build_teacher, failed_prompts, provenance_metrics, with_teacher_rollouts
 from loop.evaluate import evaluate
+from loop.growth import grow, kept_problems
 from loop.monitor.alarms import AlarmStop
 from loop.monitor.monitor import Monitor
+from loop.tasks import curriculum_pool
 from loop.progress import BarCallback, phase_bar
 from loop.retention import prune_old_policies, prune_trainer_checkpoints
 from loop.rollouts import generate_shards, score, score_shards, seed_for
 from loop.rundir import RunDir, RunState
 from loop.tracking import Tracker
 from policies.engines import RolloutEngine, SamplingParams, build_engine
-from policies.judges import attach_judges, build_rewards
+from policies.judges import EngineGenerator, attach_judges, build_rewards
 from policies.loading import build_tiny
 from policies.prompts import render_prompt
 from policies.launch import train
@@ -57,6 +60,7 @@ class Loop:
         self.verifier = named.get(cfg.eval.verifier) or build_reward(cfg.eval.verifier)
         self.algorithm = build_algorithm(cfg.update, cfg.rewards, cfg.rollout)
         self.engine: RolloutEngine | None = None
+        self.teacher: RolloutEngine | None = None  # `teacher:` distillation, loaded on first use
         self.data: TaskData | None = None
         self.monitor = Monitor(cfg.monitor, run.path, cfg.seed, lambda line: console.print(f"[yellow]{line}[/yellow]"))
 
@@ -150,27 +154,69 @@ class Loop:
 
     # --- round r phases -------------------------------------------------------------------
     def _generate(self, r: int) -> dict:
-        prompts = round_prompts(self.data.train, r, self.cfg.data.prompts_per_round, self.cfg.seed)
-        rollouts = self._sample(r, prompts, "rollouts")
-        return {"rollout/prompts": float(len(prompts)), "generator/round": float(r - 1),
-                "rollout/samples": float(len(rollouts))}
+        pool, metrics = curriculum_pool(self.data.train, self.cfg.data.task, r)
+        prompts = round_prompts(pool, r, self.cfg.data.prompts_per_round, self.cfg.seed)
+        metrics["generator/round"] = float(r - 1)
+        if self.cfg.growth is not None:  # new problems written this round join its prompts
+            grown, growth_metrics = self._grow(r)
+            prompts, metrics = concatenate_datasets([prompts, grown.cast(prompts.features)]), metrics | growth_metrics
+        metrics["rollout/prompts"] = float(len(prompts))
+        teacher = self.cfg.teacher
+        student = None if teacher and teacher.mode == "all" else self._sample(r, prompts, "rollouts")
+        if teacher is None:
+            return metrics | {"rollout/samples": float(len(student))}
+        rollouts, student_prompts = self._distill(r, prompts, student)
+        return metrics | provenance_metrics(rollouts, student_prompts) | {"rollout/samples": float(len(rollouts))}
 
-    def _sample(self, r: int, prompts: Dataset, name: str) -> Dataset:
+    def _grow(self, r: int) -> tuple[Dataset, dict]:
+        g, ro = self.cfg.growth, self.cfg.rollout
+        author = EngineGenerator(self._teacher_engine if g.author == "teacher" else (lambda: self.engine),
+                                 self.cfg.model.chat_template)
+        pool = self.data.train["prompt"][:] + kept_problems(self.run.round_dir(i) for i in range(1, r))
+        solve = SamplingParams(g.solutions, ro.temperature, ro.top_p, ro.max_new_tokens, tuple(ro.stop))
+        return grow(g, author, self.engine, self._render, pool, self.data.eval["prompt"][:], r, self.cfg.seed,
+                    self.run.round_dir(r), solve)
+
+    def _teacher_engine(self) -> RolloutEngine:
+        if self.teacher is None:
+            self.teacher = build_teacher(self.cfg.teacher, self.cfg.rollout)
+        return self.teacher
+
+    def _distill(self, r: int, prompts: Dataset, student: Dataset | None) -> tuple[Dataset, int]:
+        """The teacher writes every rollout (`mode: all`) or those of the prompts the student
+        failed (`mixed`); returns the round's rollouts and how many prompts the student kept."""
+        if self.cfg.teacher.mode == "all":
+            return self._sample(r, prompts, "rollouts", self._teacher_engine()), 0
+        failed = set(failed_prompts(score(student, self.rewards)[0], self.cfg.update.threshold))
+        if failed:
+            self._sample(r, prompts.filter(lambda row: row["prompt_id"] in failed), TEACHER_DIR, self._teacher_engine())
+        return self._load_rollouts(r), len(prompts) - len(failed)
+
+    def _sample(self, r: int, prompts: Dataset, name: str, engine: RolloutEngine | None = None) -> Dataset:
         ro = self.cfg.rollout
         params = SamplingParams(ro.n, ro.temperature, ro.top_p, ro.max_new_tokens, tuple(ro.stop))
         with phase_bar(self.console, name[:10], total=len(prompts)) as bar:
-            return generate_shards(self.engine, prompts, params, self.run.round_dir(r) / name,
+            return generate_shards(engine or self.engine, prompts, params, self.run.round_dir(r) / name,
                                    ro.prompts_per_shard, self.cfg.seed, r, bar.advance)
 
     def _reward(self, r: int) -> dict:
-        # The shards are a cache of a seeded computation: a deleted or truncated one is made again.
-        prompts = round_prompts(self.data.train, r, self.cfg.data.prompts_per_round, self.cfg.seed)
-        self._sample(r, prompts, "rollouts")
+        if self.cfg.teacher is None and self.cfg.growth is None:
+            # The shards are a cache of a seeded computation: a deleted or truncated one is made
+            # again. (A teacher's or grown prompts' shards are scored as they are.)
+            pool, _ = curriculum_pool(self.data.train, self.cfg.data.task, r)
+            self._sample(r, round_prompts(pool, r, self.cfg.data.prompts_per_round, self.cfg.seed), "rollouts")
         shards = sorted((self.run.round_dir(r) / "rollouts").glob("shard_*.parquet"))
+        if (self.run.round_dir(r) / TEACHER_DIR).is_dir():  # mixed distillation: one table of both writers
+            shards = [self.run.round_dir(r) / "rollouts_with_teacher.parquet"]
+            save_parquet(self._load_rollouts(r), shards[0])
         rows = self.cfg.tracking.table_rows
         preview, metrics = score_shards(shards, self._scored_path(r), self.rewards, preview_rows=rows)
         self.tracker.log_rollouts(_table_rows(preview), step=r)
         return metrics
+
+    def _load_rollouts(self, r: int) -> Dataset:
+        files = sorted(str(p) for p in (self.run.round_dir(r) / "rollouts").glob("shard_*.parquet"))
+        return with_teacher_rollouts(Dataset.from_parquet(files), self.run.round_dir(r))
 
     def _scored_path(self, r: int) -> Path:
         return self.run.round_dir(r) / "scored.parquet"
@@ -178,7 +224,8 @@ class Loop:
     def _filter(self, r: int) -> dict:
         scored = Dataset.from_parquet(str(self._scored_path(r)))
         ctx = BuildContext(round=r, sample=lambda prompts, name: score(self._sample(r, prompts, name), self.rewards)[0],
-                           render=self._render)
+                           render=self._render, out_dir=self.run.round_dir(r),
+                           policy=EngineGenerator(lambda: self.engine, self.cfg.model.chat_template))
         examples, metrics = self.algorithm.build_examples(scored, ctx)
         examples, hygiene = self.monitor.hygiene(r, examples, self._eval_texts())
         metrics |= hygiene

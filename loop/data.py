@@ -118,6 +118,8 @@ def _write_task_files(cfg: DataConfig, seed: int, data_dir: Path) -> DataConfig:
     columns = {"rationale": "rationale"}
     if cfg.task.kind == "code":
         columns |= {"answer": None, "extra": {"tests": "tests"}}
+    if cfg.task.max_operands is not None:  # each problem's level rides along (curriculum, per-level eval)
+        columns |= {"extra": {"difficulty": "difficulty"}}
     return cfg.model_copy(update={"task": None, "path": str(paths["train"]), "eval_path": str(paths["eval"]),
                                   "seed_path": str(paths["seed"]) if cfg.task.seed_size else None,
                                   "columns": cfg.columns.model_copy(update=columns)})

@@ -29,6 +29,14 @@ def sample_metrics(correct: list[list[bool]], answers: list[list[str | None]], k
     return {f"eval/pass@{k}": pass_k, f"eval/maj@{k}": maj / n, f"eval/mean@{k}": mean_k}
 
 
+def per_level(levels: list[int], correct: list[bool], prefix: str) -> dict[str, float]:
+    """`{prefix}/pass@1/level_<d>`: greedy accuracy on the problems of each difficulty level."""
+    by_level: dict[int, list[bool]] = {}
+    for level, ok in zip(levels, correct):
+        by_level.setdefault(int(level), []).append(ok)
+    return {f"{prefix}/pass@1/level_{d:02d}": sum(v) / len(v) for d, v in sorted(by_level.items())}
+
+
 def judge(verifier, problems: Dataset, completions: list[list[str]]) -> list[list[bool]]:
     flat = [c for row in completions for c in row]
     columns = {name: [value for value, row in zip(problems[name][:], completions) for _ in row]
@@ -50,6 +58,8 @@ def evaluate(engine: RolloutEngine, problems: Dataset, verifier, k: int, tempera
     greedy = engine.generate(problems["prompt_text"][:], SamplingParams(1, 0.0, 1.0, max_new_tokens, stop))
     greedy_ok = judge(verifier, problems, [[c.text for c in row] for row in greedy])
     metrics = {f"{prefix}/pass@1": sum(row[0] for row in greedy_ok) / max(len(greedy_ok), 1)}
+    if "difficulty" in problems.column_names:  # easy -> hard tasks: greedy accuracy per level
+        metrics |= per_level(problems["difficulty"][:], [row[0] for row in greedy_ok], prefix)
     if k > 1 and prefix == "eval":
         torch.manual_seed(seed)
         sampled = engine.generate(problems["prompt_text"][:], SamplingParams(k, temperature, 1.0, max_new_tokens, stop))

@@ -13,6 +13,8 @@ import operator
 import random
 from dataclasses import dataclass
 
+from datasets import Dataset
+
 from loop.config import TaskConfig
 
 APPLY = {"+": operator.add, "-": operator.sub, "*": operator.mul}
@@ -26,6 +28,7 @@ class Problem:
     answer: str
     rationale: str
     tests: list[str] | None = None  # assert lines, for code problems
+    difficulty: int | None = None  # operand count, when the task spans several (easy -> hard)
 
 
 def _solve(operands: list[int], ops: list[str]) -> tuple[str, int]:
@@ -38,15 +41,17 @@ def _solve(operands: list[int], ops: list[str]) -> tuple[str, int]:
     return "\n".join(lines), acc
 
 
-def _arithmetic(rng: random.Random, cfg: TaskConfig) -> Problem:
-    operands = [rng.randint(0, cfg.max_operand) for _ in range(cfg.num_operands)]
-    ops = [rng.choice(sorted(set(cfg.ops))) for _ in range(cfg.num_operands - 1)]
+def _arithmetic(rng: random.Random, cfg: TaskConfig, levels: range | None = None) -> Problem:
+    count = rng.choice(levels) if levels else cfg.num_operands
+    operands = [rng.randint(0, cfg.max_operand) for _ in range(count)]
+    ops = [rng.choice(sorted(set(cfg.ops))) for _ in range(count - 1)]
     expr = str(operands[0]) + "".join(f"{op}{x}" for op, x in zip(ops, operands[1:]))
     rationale, answer = _solve(operands, ops)
-    return Problem(prompt=f"Q:{expr}\n", answer=str(answer), rationale=rationale)
+    return Problem(prompt=f"Q:{expr}\n", answer=str(answer), rationale=rationale,
+                   difficulty=count if levels else None)
 
 
-def _code(rng: random.Random, cfg: TaskConfig) -> Problem:
+def _code(rng: random.Random, cfg: TaskConfig, levels: range | None = None) -> Problem:
     """f(x) applies `num_operands - 1` steps to x; the solution is one statement per step."""
     steps = [(rng.choice(sorted(set(cfg.ops))), rng.randint(1, cfg.max_operand)) for _ in range(cfg.num_operands - 1)]
     body = [f"    y = {'x' if i == 0 else 'y'} {op} {x}" for i, (op, x) in enumerate(steps)]
@@ -66,16 +71,27 @@ def generate_task(cfg: TaskConfig, seed: int) -> dict[str, list[Problem]]:
     make = _code if cfg.kind == "code" else _arithmetic
     rng = random.Random(seed)
     sizes = {"eval": cfg.eval_size, "seed": cfg.seed_size, "train": cfg.train_size}
-    total = sum(sizes.values())  # TaskConfig checked that the problem space is large enough
-    seen: set[str] = set()
-    problems: list[Problem] = []
-    while len(problems) < total:
-        p = make(rng, cfg)
-        if p.prompt not in seen:
-            seen.add(p.prompt)
-            problems.append(p)
-    splits, start = {}, 0
+    levels = {name: None for name in sizes}  # one operand count: the same draws as ever
+    if cfg.max_operands is not None:  # easy -> hard: the seed set stops at seed_max_operands
+        levels = {name: range(cfg.num_operands, cfg.max_operands + 1) for name in sizes}
+        levels["seed"] = range(cfg.num_operands, (cfg.seed_max_operands or cfg.max_operands) + 1)
+    seen: set[str] = set()  # TaskConfig checked that the problem space is large enough
+    splits = {}
     for name, size in sizes.items():
-        splits[name] = problems[start : start + size]
-        start += size
+        splits[name] = []
+        while len(splits[name]) < size:
+            p = make(rng, cfg, levels[name])
+            if p.prompt not in seen:
+                seen.add(p.prompt)
+                splits[name].append(p)
     return splits
+
+
+def curriculum_pool(train: Dataset, task: TaskConfig | None, round_idx: int) -> tuple[Dataset, dict[str, float]]:
+    """The training prompts round r draws from: with `task.curriculum`, levels up to one harder
+    per round than the seed set's hardest (`seed_max_operands + r`); otherwise all of them."""
+    if task is None or not task.curriculum:
+        return train, {}
+    top = min((task.seed_max_operands or task.max_operands) + round_idx, task.max_operands)
+    pool = train.filter(lambda row: row["difficulty"] <= top)
+    return pool, {"curriculum/max_difficulty": float(top), "curriculum/pool": float(len(pool))}

@@ -46,4 +46,30 @@ def build_grpo(job: TrainJob, model, tokenizer, dataset):
     return GRPOTrainer(model=model, reward_funcs=funcs, args=args, train_dataset=dataset, processing_class=tokenizer)
 
 
-TRAINERS: dict[str, Callable] = {"sft": build_sft, "dpo": build_dpo, "grpo": build_grpo}
+def build_gkd(job: TrainJob, model, tokenizer, dataset):
+    """On-policy distillation (TRL's experimental `GKDTrainer`) on prompt/completion pairs.
+
+    Examples are tokenized here (prompt, then completion + EOS, with a completion mask), which
+    TRL's collator takes as is: no chat template is needed, so plain-text prompts work."""
+    import warnings
+
+    with warnings.catch_warnings():  # "trl.experimental APIs may change": pinned by our tests
+        warnings.simplefilter("ignore")
+        from trl.experimental.gkd import GKDConfig, GKDTrainer
+
+    options = dict(job.options)
+    teacher = options.pop("teacher")
+    args = GKDConfig(**job.trainer_args(), max_length=job.settings.max_length, **options,
+                     teacher_model_init_kwargs={"dtype": job.dtype})  # TRL resolves the name
+    tokenizer.padding_side = "left"  # the student generates on-policy completions from these prompts
+
+    def tokenize(row: dict) -> dict:
+        prompt = tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
+        completion = tokenizer(row["completion"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        return {"input_ids": prompt + completion, "completion_mask": [0] * len(prompt) + [1] * len(completion)}
+
+    dataset = dataset.map(tokenize, remove_columns=["prompt_id"])
+    return GKDTrainer(model=model, teacher_model=teacher, args=args, train_dataset=dataset, processing_class=tokenizer)
+
+
+TRAINERS: dict[str, Callable] = {"sft": build_sft, "dpo": build_dpo, "grpo": build_grpo, "gkd": build_gkd}

@@ -5,14 +5,16 @@ from policies.updates.config import UpdateConfig
 from rewards.registry import RewardSpec
 from policies.schema import ACCEPT_RATE
 from policies.updates.base import BuildContext, UpdateAlgorithm
+from policies.updates.cai import CAI
 from policies.updates.dpo import DPO
+from policies.updates.gkd import GKD
 from policies.updates.grpo import GRPO
 from policies.updates.rest import ReST
 from policies.updates.rest_em import ReSTEM
 from policies.updates.rft import RFT
 from policies.updates.star import STaR
 
-ALGORITHMS = {"rft": RFT, "star": STaR, "rest": ReST, "rest_em": ReSTEM, "dpo": DPO, "grpo": GRPO}
+ALGORITHMS = {"rft": RFT, "star": STaR, "rest": ReST, "rest_em": ReSTEM, "dpo": DPO, "grpo": GRPO, "gkd": GKD, "cai": CAI}
 
 
 def build_algorithm(cfg: UpdateConfig, rewards: list[RewardSpec], rollout: RolloutConfig) -> UpdateAlgorithm:

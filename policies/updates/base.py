@@ -8,7 +8,8 @@ rollouts (STaR's rationalization) through the controller's resumable, seeded gen
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from pathlib import Path
+from typing import Any, Callable, Protocol
 
 from datasets import Dataset
 
@@ -22,6 +23,8 @@ class BuildContext:
     # reference_answer; `name` names the sub-directory its shards resume from.
     sample: Callable[[Dataset, str], Dataset]
     render: Callable[[str], str]  # problem text -> the text the policy sees
+    policy: Any = None  # the live policy as a text generator (`complete(prompts, max_new_tokens, temperature)`)
+    out_dir: Path | None = None  # the round's directory, for an algorithm's own per-sample records
 
 
 class UpdateAlgorithm(Protocol):

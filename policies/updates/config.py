@@ -6,6 +6,7 @@ trains on preference pairs; `grpo` runs online RL. `lora` and `num_processes` ap
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -78,6 +79,74 @@ class GRPOConfig(Section):
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
 
 
+class GKDSettings(Section):
+    """On-policy distillation (Agarwal et al. 2024) with TRL's `GKDTrainer`; the teacher must
+    share the student's tokenizer (logits are compared token by token)."""
+
+    teacher: str | None = Field(None, description="Hub id or local path of the teacher model (required for gkd).")
+    lmbda: float = Field(0.5, ge=0, le=1, description="Share of batches the student samples on-policy.")
+    beta: float = Field(0.5, ge=0, le=1, description="Generalized JSD interpolation: 0 = forward KL, 1 = reverse KL.")
+    temperature: float = Field(0.9, gt=0, description="Sampling temperature of on-policy generations.")
+    max_new_tokens: int = Field(64, ge=1)
+    seq_kd: bool = Field(False, description="Also train on teacher-generated sequences (sequence-level KD).")
+
+
+class Principle(Section):
+    """One principle of a constitution: how to ask for a critique, then for a revision."""
+
+    name: str = ""
+    critique: str = Field(description="The critique request, e.g. 'Identify any step that is wrong.'")
+    revision: str = Field(description="The revision request, e.g. 'Rewrite the answer with every step right.'")
+
+
+# After Bai et al. 2022 (Appendix C), reworded for tasks with worked answers.
+DEFAULT_PRINCIPLES = [
+    Principle(name="correct", critique="Identify every step or claim in the response that is wrong.",
+              revision="Rewrite the response so that every step and claim is right."),
+    Principle(name="honest", critique="Point out anything in the response that is stated with more confidence "
+              "than it deserves, or made up.", revision="Rewrite the response to be honest about what it knows."),
+    Principle(name="harmless", critique="Identify ways in which the response is harmful, unethical or rude.",
+              revision="Rewrite the response to remove anything harmful, unethical or rude."),
+]
+
+
+class CAISettings(Section):
+    """Constitutional AI (Bai et al. 2022): critique under a sampled principle, then revise."""
+
+    principles: list[Principle] = Field(DEFAULT_PRINCIPLES, min_length=1)
+    principles_file: str | None = Field(None, description="YAML/JSON list of principles; replaces `principles`.")
+    output: Literal["sft", "dpo"] = Field("sft", description="sft: SL-CAI (train on revisions); "
+                                                             "dpo: RLAIF pairs, revision preferred over the original.")
+    critic: str | None = Field(None, description="Hub id or path of the critic/reviser; null = the policy itself.")
+    samples_per_prompt: int = Field(1, ge=1, description="Revise the first K samples of each prompt.")
+    max_new_tokens: int = Field(128, ge=1)
+    temperature: float = Field(0.7, ge=0)
+    critique_template: str = "{prompt}\n{completion}\n\nCritique request: {critique_request}\nCritique:"
+    revision_template: str = "{conversation} {critique}\n\nRevision request: {revision_request}\nRevision:"
+    max_length_ratio: float = Field(4.0, gt=0, description="Drop revisions longer than this times the original (+ 20 chars).")
+    repetition: dict = Field({"n": 4, "max_share": 0.3}, description="Drop revisions the `repetition` filter rejects.")
+
+    @model_validator(mode="after")
+    def _principles_load(self) -> "CAISettings":
+        if self.principles_file is not None:
+            self.load_principles()  # a missing or malformed file fails at config time
+        return self
+
+    def load_principles(self) -> list[Principle]:
+        if self.principles_file is None:
+            return self.principles
+        import yaml
+
+        path = Path(self.principles_file).expanduser()
+        if not path.exists():
+            raise ValueError(f"principles_file {self.principles_file!r} does not exist")
+        raw = yaml.safe_load(path.read_text())
+        if not isinstance(raw, list) or not raw:
+            raise ValueError(f"principles_file {self.principles_file}: expected a non-empty list of "
+                             "{critique: ..., revision: ...}")
+        return [Principle.model_validate(p) for p in raw]
+
+
 class LoraSettings(Section):
     r: int = Field(16, ge=1)
     alpha: int = Field(32, ge=1)
@@ -108,7 +177,7 @@ class UpdateConfig(TrainSettings):
     """The `update` section: the algorithm and its filter, plus the `TrainSettings` fields
     (learning_rate, epochs, batch_size, ...) every training job of the run uses."""
 
-    algorithm: Literal["rft", "star", "rest", "rest_em", "dpo", "grpo"] = "rft"
+    algorithm: Literal["rft", "star", "rest", "rest_em", "dpo", "grpo", "gkd", "cai"] = "rft"
     init: Literal["previous", "base"] | None = Field(None, description="base: restart each round from round 0; default: base for rest_em, else previous.")
     threshold: float = Field(1.0, description="Keep samples whose total reward is >= threshold.")
     max_per_prompt: int = Field(4, ge=1, description="K: at most this many kept samples per prompt.")
@@ -125,12 +194,17 @@ class UpdateConfig(TrainSettings):
     rest: RestConfig = RestConfig()
     dpo: DPOConfig = DPOConfig()
     grpo: GRPOConfig = GRPOConfig()
+    gkd: GKDSettings = GKDSettings()
+    cai: CAISettings = CAISettings()
 
     @model_validator(mode="after")
     def _algorithm_fits(self) -> "UpdateConfig":
         if self.algorithm == "rest_em" and self.init == "previous":
             raise ValueError("rest_em retrains from the base model every round: drop `init` "
                              "(or use algorithm: rft for init: previous)")
+        if self.algorithm == "gkd" and self.gkd.teacher is None:
+            raise ValueError("gkd distills from a teacher: set update.gkd.teacher to a model path or hub id "
+                             "that shares the student's tokenizer")
         if self.algorithm == "rest" and not self.rest.thresholds:
             raise ValueError("rest needs update.rest.thresholds, e.g. [1.0, 1.5, 2.0]")
         if self.replay_fraction > 0 and self.algorithm not in SFT_STYLE:
