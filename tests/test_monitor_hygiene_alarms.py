@@ -125,6 +125,13 @@ def test_default_rules_fire_on_a_collapse_and_not_on_healthy_learning():
     assert check_alarms(_fix_keys(HEALTHY), default_alarms()) == []
 
 
+def test_accuracy_halved_from_its_best_fires_at_once():
+    """configs/demo_collapse.yaml's real curve: 38% at round 0, 3.5% after one round."""
+    crash = [{"round": r, "eval/pass@1": acc} for r, acc in enumerate([0.38, 0.035])]
+    assert [a.rule for a in check_alarms(crash, default_alarms())] == ["accuracy_drop"]
+    assert check_alarms(crash[:1] + [{"round": 1, "eval/pass@1": 0.20}], default_alarms()) == []
+
+
 def test_alarms_jsonl_holds_one_line_per_round_and_rule(tmp_path):
     fired = check_alarms(_fix_keys(COLLAPSE), default_alarms())
     record_alarms(tmp_path / "alarms.jsonl", fired)

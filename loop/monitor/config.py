@@ -59,6 +59,9 @@ def default_alarms() -> list[AlarmRule]:
             {"metric": "eval/headroom", "below": 0.01}, {"metric": "eval/pass@1", "below": 0.9}]},
         {"name": "calibration_drift", "when": [
             {"metric": "calibration/sequence/ece", "trend": "rising", "rounds": 2, "min_change": 0.01}, stalled]},
+        # The loud one: held-out accuracy halved from its best (configs/demo_collapse.yaml trips it
+        # in round 1, five rounds before the slower signs above agree).
+        {"name": "accuracy_drop", "when": [{"metric": "eval/pass@1", "drop_from": "best", "by": 0.5}]},
     )]
 
 
