@@ -60,9 +60,11 @@ def write_config(tmp_path: Path, **changes) -> Path:
 
 
 def comparable(run_dir: Path) -> list[dict]:
-    """metrics.jsonl without wall-clock values, which legitimately differ between runs."""
+    """metrics.jsonl without wall-clock values, which legitimately differ between runs; NaN (an
+    undefined metric, e.g. AUROC with one class) becomes None so that equal runs compare equal."""
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in row.items() if not k.startswith("time/") and not k.endswith("seconds")} for row in rows]
+    return [{k: None if v != v else v for k, v in row.items() if not k.startswith("time/") and not k.endswith("seconds")}
+            for row in rows]
 
 
 def launch(config: Path) -> subprocess.Popen:

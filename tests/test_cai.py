@@ -73,4 +73,4 @@ def test_rlaif_pairs_prefer_the_revision_under_principles_from_a_file(tmp_path: 
 def test_missing_principles_file_is_a_config_error(tmp_path: Path, capsys):
     config = write_config(tmp_path, update__algorithm="cai", update__cai={"principles_file": str(tmp_path / "nope.yaml")})
     assert main(["run", str(config)]) == 2
-    assert "principles_file" in capsys.readouterr().out and not (tmp_path / "runs").exists()
+    assert "principles_file" in capsys.readouterr().err and not (tmp_path / "runs").exists()

@@ -67,5 +67,5 @@ def test_teacher_writes_all_rollouts_and_gkd_trains_on_its_logits(tmp_path: Path
 
 def test_gkd_without_a_teacher_is_a_config_error(tmp_path: Path, capsys):
     assert main(["run", str(write_config(tmp_path, update__algorithm="gkd"))]) == 2
-    assert "update.gkd.teacher" in capsys.readouterr().out
+    assert "update.gkd.teacher" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()

@@ -74,7 +74,7 @@ def test_bad_rewards_file_is_one_line_and_writes_nothing(source: Path, tmp_path:
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump(content))
     assert main(["rescore", str(source), "--rewards", str(other), "--as", "nope"]) == 2
-    assert message in capsys.readouterr().out
+    assert message in capsys.readouterr().err
     assert not (source.parent / "nope").exists()
 
 
@@ -82,7 +82,7 @@ def test_rescore_refuses_an_existing_name(source: Path, tmp_path: Path, capsys):
     other = tmp_path / "same.yaml"
     other.write_text(yaml.safe_dump({"rewards": [{"name": "math"}]}))
     assert main(["rescore", str(source), "--rewards", str(other), "--as", "tiny"]) == 2
-    assert "the run itself" in capsys.readouterr().out
+    assert "the run itself" in capsys.readouterr().err
 
 
 def test_shipped_rewards_file_is_a_valid_rescore(source: Path):
