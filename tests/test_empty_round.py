@@ -7,23 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
+from conftest import write_config
 from loop.cli import main
 
-EMPTY = {
+# The shared tiny run, smaller still: a few prompts, short samples, no seed SFT.
+SMALL = {
     "name": "empty",
-    "seed": 3,
-    "rounds": 2,
-    "model": {"tiny": {"arch": "qwen2", "num_layers": 1, "hidden_size": 32, "num_heads": 2,
-                       "intermediate_size": 64}},
     "data": {"task": {"train_size": 24, "eval_size": 4, "seed_size": 4, "num_operands": 2, "max_operand": 9},
              "prompts_per_round": 4},
     "rollout": {"n": 2, "max_new_tokens": 8, "batch_size": 8, "prompts_per_shard": 2},
-    "update": {"batch_size": 4, "seed_epochs": 0},
     "eval": {"k": 1},
-    "control": {"enabled": True},
-    "tracking": {"wandb": False},
 }
 
 
@@ -33,11 +27,7 @@ EMPTY = {
     {"algorithm": "dpo", "threshold": 99.0},  # no chosen sample, so no pair
 ], ids=["rft", "rft-replay", "dpo"])
 def test_round_that_keeps_nothing_keeps_the_policy_and_goes_on(tmp_path: Path, capsys, update):
-    raw = json.loads(json.dumps(EMPTY))
-    raw["update"] |= update
-    raw["runs_dir"] = str(tmp_path / "runs")
-    config = tmp_path / "empty.yaml"
-    config.write_text(yaml.safe_dump(raw))
+    config = write_config(tmp_path, **SMALL, update={"batch_size": 4, "seed_epochs": 0, **update})
     assert main(["run", str(config)]) == 0
     run = tmp_path / "runs" / "empty"
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
