@@ -1,8 +1,9 @@
 """Checkpoints: save a policy atomically; swap its weights into a live model in place.
 
 The swap is what makes the next round's generator the new checkpoint without building a new
-engine: the tensors are copied into the existing parameters, so compiled graphs, KV-cache
-allocations and the process itself survive.
+engine: the existing parameters take the new tensors (on CPU by pointing them at the file's
+memory map, as `from_pretrained` does; on an accelerator by copying), so the modules, their
+ties and hooks, and the process itself survive.
 """
 
 from __future__ import annotations
@@ -14,36 +15,48 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file
 
 from policies.atomic import atomic_dir
 
 
-def read_state_dict(checkpoint_dir: Path) -> dict[str, torch.Tensor]:
-    files = sorted(Path(checkpoint_dir).glob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"no *.safetensors weights in {checkpoint_dir}")
-    state: dict[str, torch.Tensor] = {}
-    for f in files:
-        state.update(load_file(f))
-    return state
-
-
 @torch.no_grad()
 def swap_weights(model: torch.nn.Module, checkpoint_dir: Path) -> float:
-    """Copy the checkpoint's weights into `model`'s parameters; returns seconds taken.
+    """Make the checkpoint's weights `model`'s own, in place; returns seconds taken.
 
-    Keys are checked before anything is copied, so a checkpoint of another model leaves this
-    one untouched. A CPU parameter of the file's dtype and shape is filled by reading its
-    bytes from the file straight into the parameter's memory (one copy, in file order);
-    others (on an accelerator, or of another dtype) are read through `safe_open` and copied.
+    Keys are checked before anything changes, so a checkpoint of another model leaves this one
+    untouched. The parameters stay the same objects (ties, hooks and references survive). A CPU
+    parameter of the file's dtype is pointed at the file's memory map (copy-on-write, as
+    `from_pretrained` loads it): nothing is copied, pages map in as they are first read. Any
+    other (on an accelerator, or of another dtype) is copied from that map. Checkpoints are
+    written once into a new directory (`save_policy`), so a mapped file never changes under us.
     """
     start = time.perf_counter()
     files = sorted(Path(checkpoint_dir).glob("*.safetensors"))
     if not files:
         raise FileNotFoundError(f"no *.safetensors weights in {checkpoint_dir}")
-    targets = model.state_dict()  # tensors sharing storage with the live parameters
+    targets = model.state_dict()  # every name, tied aliases included
     headers = {f: _read_header(f) for f in files}
+    _check_fits(model, targets, headers, checkpoint_dir)
+    parameters = dict(model.named_parameters(remove_duplicate=False))
+    for path, (header, data_start) in headers.items():
+        entries = {key: info for key, info in header.items() if key != "__metadata__"}
+        if sys.byteorder != "little" or any(info["dtype"] not in _DTYPES for info in entries.values()):
+            with safe_open(str(path), framework="pt") as handle:  # what we cannot view byte for byte
+                for key in entries:
+                    targets[key].copy_(handle.get_tensor(key))
+            continue
+        mapped = torch.UntypedStorage.from_file(str(path), shared=False, nbytes=path.stat().st_size)
+        for key, info in entries.items():
+            tensor = _view(mapped, data_start, info)
+            live = parameters.get(key)
+            if live is not None and live.device.type == "cpu" and live.dtype == tensor.dtype:
+                live.data = tensor
+            else:
+                targets[key].copy_(tensor)
+    return time.perf_counter() - start
+
+
+def _check_fits(model, targets: dict[str, torch.Tensor], headers: dict, checkpoint_dir: Path) -> None:
     found = {key: info for header, _ in headers.values() for key, info in header.items() if key != "__metadata__"}
     tied = set(getattr(model, "_tied_weights_keys", None) or {})
     missing = [k for k in targets if k not in found and k not in tied]
@@ -52,12 +65,9 @@ def swap_weights(model: torch.nn.Module, checkpoint_dir: Path) -> float:
     if missing or unexpected or reshaped:
         raise ValueError(f"checkpoint {checkpoint_dir} does not fit the model: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}, other shape {reshaped[:5]}")
-    for path, (header, data_start) in headers.items():
-        _read_into(path, header, data_start, targets)
-    return time.perf_counter() - start
 
 
-# safetensors' dtype codes for the dtypes a parameter can be read into byte for byte.
+# safetensors' dtype codes for the dtypes a tensor can be viewed as byte for byte.
 _DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
            "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
            "BOOL": torch.bool}
@@ -70,33 +80,14 @@ def _read_header(path: Path) -> tuple[dict, int]:
         return json.loads(f.read(length)), 8 + length
 
 
-def _read_into(path: Path, header: dict, data_start: int, targets: dict[str, torch.Tensor]) -> None:
-    entries = sorted((info["data_offsets"], key, info) for key, info in header.items() if key != "__metadata__")
-    other = []
-    with open(path, "rb", buffering=0) as f:
-        for (begin, end), key, info in entries:
-            target = targets[key]
-            if not _readable_in_place(target, info, end - begin):
-                other.append(key)
-                continue
-            f.seek(data_start + begin)
-            view = memoryview(target.view(-1).view(torch.uint8).numpy())
-            done = 0
-            while done < len(view):
-                read = f.readinto(view[done:])
-                if not read:
-                    raise ValueError(f"{path} ends inside tensor {key}")
-                done += read
-    if other:
-        with safe_open(str(path), framework="pt") as handle:
-            for key in other:
-                targets[key].copy_(handle.get_tensor(key))
-
-
-def _readable_in_place(target: torch.Tensor, info: dict, nbytes: int) -> bool:
-    return (target.device.type == "cpu" and target.is_contiguous() and sys.byteorder == "little"
-            and _DTYPES.get(info["dtype"]) == target.dtype and list(target.shape) == info["shape"]
-            and target.numel() * target.element_size() == nbytes)
+def _view(mapped: torch.UntypedStorage, data_start: int, info: dict) -> torch.Tensor:
+    """One tensor of the file as a view of its memory map (a copy if its offset is misaligned)."""
+    begin, end = info["data_offsets"]
+    dtype = _DTYPES[info["dtype"]]
+    raw = torch.empty(0, dtype=torch.uint8).set_(mapped, data_start + begin, (end - begin,))
+    if (data_start + begin) % dtype.itemsize:
+        raw = raw.clone()
+    return raw.view(dtype).view(info["shape"])
 
 
 def save_policy(model, tokenizer, out_dir: Path) -> Path:

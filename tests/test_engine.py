@@ -211,7 +211,6 @@ def test_load_weights_swaps_in_place(tiny_model_dir, tmp_path):
     engine = HFEngine(tiny_model_dir, "round_000", device="cpu")
     before = engine.generate(PROMPTS, greedy())
     parameters = dict(engine.model.named_parameters())
-    pointers = {name: p.data_ptr() for name, p in parameters.items()}
 
     perturbed = load_model(tiny_model_dir, device="cpu")
     torch.manual_seed(1)
@@ -226,12 +225,19 @@ def test_load_weights_swaps_in_place(tiny_model_dir, tmp_path):
     assert engine.generator_id == "round_001"
     assert [row[0].text for row in after] != [row[0].text for row in before]
     assert all(p is parameters[name] for name, p in engine.model.named_parameters())  # same tensors
-    assert {name: p.data_ptr() for name, p in engine.model.named_parameters()} == pointers
+    assert engine.model.lm_head.weight is engine.model.model.embed_tokens.weight  # still tied
+    # Nothing was copied: every parameter is a view of the checkpoint file's memory map.
+    file_bytes = (checkpoint / "model.safetensors").stat().st_size
+    assert {p.untyped_storage().nbytes() for p in engine.model.parameters()} == {file_bytes}
     for name, p in perturbed.named_parameters():
         torch.testing.assert_close(engine.model.get_parameter(name), p, rtol=0, atol=0)
     fresh = HFEngine(checkpoint, "round_001", device="cpu").generate(PROMPTS, greedy())
     assert [row[0].text for row in after] == [row[0].text for row in fresh]
     assert [row[0].sum_logprob for row in after] == pytest.approx([row[0].sum_logprob for row in fresh], abs=1e-4)
+    with torch.no_grad():  # the map is copy-on-write: changing the live weights leaves the file alone
+        engine.model.model.norm.weight.add_(1.0)
+    reloaded = load_model(checkpoint, device="cpu")
+    assert torch.equal(reloaded.model.norm.weight, perturbed.model.norm.weight)
 
 
 def test_load_weights_into_another_dtype_and_refuses_another_shape(tiny_model_dir, tmp_path):
