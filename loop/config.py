@@ -18,6 +18,7 @@ from loop.monitor.config import MonitorConfig
 from loop.distill import TeacherConfig
 from loop.growth import GrowthConfig
 from loop.retention import StorageConfig
+from loop.threads import ThreadsConfig
 from policies.engines.config import RolloutConfig
 from policies.model_config import ModelConfig
 from policies.updates.config import UpdateConfig
@@ -147,6 +148,7 @@ class LoopConfig(Section):
     tracking: TrackingConfig = TrackingConfig()
     storage: StorageConfig = StorageConfig()
     monitor: MonitorConfig = MonitorConfig()
+    threads: ThreadsConfig = ThreadsConfig()
     teacher: TeacherConfig | None = Field(None, description="Distillation: a stronger model writes the rollouts.")
     growth: GrowthConfig | None = Field(None, description="New problems written between rounds (Self-Instruct).")
 

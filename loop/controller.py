@@ -90,9 +90,14 @@ class Loop:
     def _run_phase(self, r: int, phase: str) -> None:
         if self.engine is None and phase != "init":
             self._start_engine()
+        decided = len(self.state.threads)
+        threads = self.cfg.threads.apply(phase, self.state.threads)
+        if len(self.state.threads) > decided:  # an "auto" choice: kept before anything depends on it
+            self.run.save_state(self.state)
         start = time.perf_counter()
         metrics = getattr(self, f"_{phase}")(r) or {}
         metrics[f"time/{phase}_s"] = time.perf_counter() - start
+        metrics[f"threads/{phase}"] = float(threads)
         self.run.save_phase_metrics(r, phase, metrics)
         self.state.round, self.state.phase = r, phase
         self.state.history.append(f"{r}/{phase}")

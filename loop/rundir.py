@@ -57,12 +57,14 @@ class RunState:
     wandb_id: str | None = None
     history: list[str] = field(default_factory=list)  # "round/phase" in completion order
     config_hash: str | None = None  # of the resolved config: an edited config.yaml is refused
+    threads: dict[str, int] = field(default_factory=dict)  # phase kind -> what `threads: auto` chose
 
 
 # What each state.json key must hold (JSON types); checked on load so a damaged file is one clear line.
 _STATE_TYPES = {"round": int, "phase": (str, type(None)), "generator": (str, type(None)),
                 "generator_id": (str, type(None)), "policies": dict, "controls": dict, "done": bool,
-                "wandb_id": (str, type(None)), "history": list, "config_hash": (str, type(None))}
+                "wandb_id": (str, type(None)), "history": list, "config_hash": (str, type(None)),
+                "threads": dict}
 # In state.json a path inside the run dir is stored as "./<relative>", so a copied or moved run
 # dir (or a resume from another working directory) finds its own checkpoints.
 _IN_RUN = "./"

@@ -42,6 +42,8 @@ TINY = {
     "eval": {"k": 2},
     "control": {"enabled": True},
     "tracking": {"wandb": False},
+    # Runs compared bit for bit must compute with the same thread counts; "auto" follows the load.
+    "threads": {"train": 1, "generate": 1},
 }
 
 

@@ -1,0 +1,103 @@
+"""Torch's intra-op thread count, chosen per phase of a round.
+
+The phases want different things from the CPU cores. Training and generation are torch work
+and scale with cores when the cores are free. Reward and filter are Python (and verifier
+worker processes): a torch thread pool left at N threads only spin-waits against those
+workers, so those phases run at one thread. On a machine shared with other jobs, extra torch
+threads spin-wait against them too: "auto" counts the cores the rest of the machine leaves
+idle when a phase starts (sampled from /proc/stat for 50 ms) and never asks for more.
+
+`threads: {train: auto, generate: auto, reward: 1}` is the default; any of them can be a fixed
+number. The controller calls `ThreadsConfig.apply(phase, ...)` before each phase. Two runs
+compare bit for bit only if they computed with the same counts: fix the numbers for that.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+import torch
+from pydantic import Field
+
+from rewards.section import Section
+
+Threads = Annotated[int, Field(ge=1)] | Literal["auto"]
+
+# Which setting each controller phase runs under (round 0's `init` is mostly the seed SFT).
+PHASE_KIND = {"init": "train", "train": "train", "control": "train",
+              "generate": "generate", "evaluate": "generate", "swap": "generate",
+              "reward": "reward", "filter": "reward"}
+
+
+class ThreadsConfig(Section):
+    """Torch intra-op threads per kind of phase: a number, or "auto" (the free cores)."""
+
+    train: Threads = Field("auto", description="Seed SFT, each round's update, the control.")
+    generate: Threads = Field("auto", description="Rollouts and evaluation.")
+    reward: Threads = Field(1, description="Reward and filter (Python and verifier workers).")
+
+    def apply(self, phase: str, chosen: dict[str, int]) -> int:
+        """Set torch's thread count for `phase`; returns it.
+
+        "auto" is decided the first time a kind of phase runs and kept in `chosen` (the run's
+        state): the thread count changes the order of float reductions, so a resumed run must
+        compute with the counts the original did to end with the same numbers.
+        """
+        kind = PHASE_KIND[phase]
+        setting = getattr(self, kind)
+        if setting == "auto":
+            if kind not in chosen:
+                chosen[kind] = free_cores()
+            setting = chosen[kind]
+        if torch.get_num_threads() != setting:
+            torch.set_num_threads(setting)
+        return setting
+
+
+def usable_cores() -> int:
+    """Cores this process may use: its affinity mask, narrowed by a cgroup CPU quota if any
+    (containers often set a quota that torch's own default ignores) and by OMP_NUM_THREADS if
+    set (a scheduler's or the user's cap)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        cores = min(cores, int(os.environ["OMP_NUM_THREADS"]))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+def free_cores(window_s: float = 0.05) -> int:
+    """Usable cores that other processes leave idle, at least one.
+
+    Sampled from /proc/stat over `window_s` while this process sleeps, so whatever is busy
+    then is someone else (at a phase boundary our own verifier workers are idle too).
+    """
+    cores = usable_cores()
+    before = _cpu_ticks()
+    if before is None:  # not Linux: trust the affinity mask
+        return cores
+    time.sleep(window_s)
+    after = _cpu_ticks()
+    busy, total = after[0] - before[0], after[1] - before[1]
+    machine = os.cpu_count() or cores
+    others = machine * busy / total if total > 0 else 0.0
+    return max(1, min(cores, round(machine - others)))
+
+
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(busy, total) CPU ticks of the whole machine since boot, or None where there is no /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            user, nice, system, idle, iowait, irq, softirq, steal = map(int, f.readline().split()[1:9])
+    except (OSError, ValueError):
+        return None
+    busy = user + nice + system + irq + softirq + steal
+    return busy, busy + idle + iowait
