@@ -42,7 +42,7 @@ from policies.launch import train
 from policies.schema import is_score_column
 from policies.train_settings import TrainSettings
 from policies.training import TrainJob, TrainResult
-from policies.updates import ACCEPT_RATE, BuildContext, build_algorithm
+from policies.updates.build import ACCEPT_RATE, BuildContext, build_algorithm
 from policies.updates.replay import mix_replay
 from rewards import build_reward
 

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Annotated, Literal
 
-import torch
 from pydantic import Field
 
 from rewards.section import Section
@@ -53,6 +52,8 @@ class ThreadsConfig(Section):
             if kind not in chosen:
                 chosen[kind] = free_cores()
             setting = chosen[kind]
+        import torch  # here, not at the top: the config (and so the CLI's checks) must not load torch
+
         if torch.get_num_threads() != setting:
             torch.set_num_threads(setting)
         return setting

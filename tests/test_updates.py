@@ -12,7 +12,7 @@ from loop.config import ConfigError, load_config
 from policies.engines.config import RolloutConfig
 from policies.updates.config import UpdateConfig
 from rewards.registry import RewardSpec
-from policies.updates import BuildContext
+from policies.updates.base import BuildContext
 from policies.updates.dpo import DPO, build_pairs
 from policies.updates.grpo import GRPO, signal_prompts, trl_totals
 from policies.updates.replay import mix_replay
