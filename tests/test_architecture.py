@@ -31,3 +31,13 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
     (tmp_path / "rewards" / "upward.py").write_text("def f():\n    from loop import controller\n")
     result = _lint_imports(tmp_path)
     assert result.returncode != 0 and "rewards.upward -> loop.controller" in result.stdout
+
+
+def test_cli_and_config_load_without_torch():
+    """Bad input is answered before any model code loads: the CLI, the config and every
+    section's validation import neither torch nor TRL (they cost seconds at start-up)."""
+    code = ("import sys, loop.cli, loop.config; loop.config.load_config(\"configs/demo.yaml\"); "
+            "print(sorted(m for m in ('torch', 'trl', 'transformers') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
