@@ -44,6 +44,9 @@ class TaskConfig(Section):
     max_operands: int | None = Field(None, ge=2, le=16, description="Train/eval problems have num_operands..max_operands operands.")
     seed_max_operands: int | None = Field(None, ge=2, description="Seed problems have at most this many operands.")
     curriculum: bool = Field(False, description="Round r draws prompts of difficulty <= seed_max_operands + r only.")
+    solution: Literal["chain", "rewrite"] = Field(
+        "chain", description="Worked-solution format (arithmetic): `chain` (one `a+b=c` step per line) or `rewrite` "
+        "(each step also carries the operands still to add: `3+5=8;+2+7`, so every step reads only the line above).")
 
     @model_validator(mode="after")
     def _difficulty_range(self) -> "TaskConfig":
@@ -219,6 +222,8 @@ def _check_update(update: UpdateConfig, rollout: RolloutConfig, rewards: list[Re
     reward_keys = [spec.key for spec in rewards]
     if update.dpo.score is not None and update.dpo.score not in reward_keys:
         raise ValueError(f"update.dpo.score: {update.dpo.score!r} is not a reward of this run ({', '.join(reward_keys)})")
+    if update.algorithm == "cai" and update.cai.pairs == "judge" and rollout.n < 2:
+        raise ValueError("cai.pairs: judge compares two samples of each prompt: set rollout.n >= 2")
     if update.algorithm == "grpo":
         if rollout.n < 2:
             raise ValueError("grpo compares samples of one prompt: set rollout.n >= 2")

@@ -31,11 +31,14 @@ class Problem:
     difficulty: int | None = None  # operand count, when the task spans several (easy -> hard)
 
 
-def _solve(operands: list[int], ops: list[str]) -> tuple[str, int]:
+def _solve(operands: list[int], ops: list[str], rewrite: bool = False) -> tuple[str, int]:
+    """Left to right, one step per line; `rewrite` appends what is left to add (`3+5=8;+2+7`), so
+    a step needs only the line above it, never the k-th operand of the prompt (length generalization)."""
     lines, acc = [], operands[0]
-    for op, x in zip(ops, operands[1:]):
+    pending = [f"{op}{x}" for op, x in zip(ops, operands[1:])]
+    for i, (op, x) in enumerate(zip(ops, operands[1:])):
         new = APPLY[op](acc, x)
-        lines.append(f"{acc}{op}{x}={new}")
+        lines.append(f"{acc}{op}{x}={new}" + (";" + "".join(pending[i + 1:]) if rewrite else ""))
         acc = new
     lines.append(f"The answer is {acc}.")
     return "\n".join(lines), acc
@@ -46,7 +49,7 @@ def _arithmetic(rng: random.Random, cfg: TaskConfig, levels: range | None = None
     operands = [rng.randint(0, cfg.max_operand) for _ in range(count)]
     ops = [rng.choice(sorted(set(cfg.ops))) for _ in range(count - 1)]
     expr = str(operands[0]) + "".join(f"{op}{x}" for op, x in zip(ops, operands[1:]))
-    rationale, answer = _solve(operands, ops)
+    rationale, answer = _solve(operands, ops, rewrite=cfg.solution == "rewrite")
     return Problem(prompt=f"Q:{expr}\n", answer=str(answer), rationale=rationale,
                    difficulty=count if levels else None)
 
