@@ -44,6 +44,8 @@ class TaskConfig(Section):
     max_operands: int | None = Field(None, ge=2, le=16, description="Train/eval problems have num_operands..max_operands operands.")
     seed_max_operands: int | None = Field(None, ge=2, description="Seed problems have at most this many operands.")
     curriculum: bool = Field(False, description="Round r draws prompts of difficulty <= seed_max_operands + r only.")
+    curriculum_levels: int | None = Field(None, ge=1, description="With curriculum: draw only the hardest this many "
+                                          "levels of the pool (1 = the new level alone); null = every level up to it.")
     solution: Literal["chain", "rewrite"] = Field(
         "chain", description="Worked-solution format (arithmetic): `chain` (one `a+b=c` step per line) or `rewrite` "
         "(each step also carries the operands still to add: `3+5=8;+2+7`, so every step reads only the line above).")
@@ -51,8 +53,8 @@ class TaskConfig(Section):
     @model_validator(mode="after")
     def _difficulty_range(self) -> "TaskConfig":
         if self.max_operands is None:
-            if self.seed_max_operands is not None or self.curriculum:
-                raise ValueError("seed_max_operands and curriculum need max_operands (the hardest level)")
+            if self.seed_max_operands is not None or self.curriculum or self.curriculum_levels is not None:
+                raise ValueError("seed_max_operands and curriculum(_levels) need max_operands (the hardest level)")
             return self
         if self.kind != "arithmetic":
             raise ValueError("max_operands (difficulty levels) is for kind: arithmetic")

@@ -92,9 +92,11 @@ def generate_task(cfg: TaskConfig, seed: int) -> dict[str, list[Problem]]:
 
 def curriculum_pool(train: Dataset, task: TaskConfig | None, round_idx: int) -> tuple[Dataset, dict[str, float]]:
     """The training prompts round r draws from: with `task.curriculum`, levels up to one harder
-    per round than the seed set's hardest (`seed_max_operands + r`); otherwise all of them."""
+    per round than the seed set's hardest (`seed_max_operands + r`), only the hardest
+    `curriculum_levels` of them if set; otherwise all of them."""
     if task is None or not task.curriculum:
         return train, {}
     top = min((task.seed_max_operands or task.max_operands) + round_idx, task.max_operands)
-    pool = train.filter(lambda row: row["difficulty"] <= top)
+    bottom = top - task.curriculum_levels + 1 if task.curriculum_levels else task.num_operands
+    pool = train.filter(lambda row: bottom <= row["difficulty"] <= top)
     return pool, {"curriculum/max_difficulty": float(top), "curriculum/pool": float(len(pool))}
