@@ -58,6 +58,8 @@ class TaskConfig(Section):
             return self
         if self.kind != "arithmetic":
             raise ValueError("max_operands (difficulty levels) is for kind: arithmetic")
+        if self.curriculum_levels is not None and not self.curriculum:
+            raise ValueError("curriculum_levels narrows the curriculum's pool: set curriculum: true (or drop it)")
         seed_max = self.seed_max_operands or self.max_operands
         if not self.num_operands <= seed_max <= self.max_operands:
             raise ValueError(f"need num_operands <= seed_max_operands <= max_operands, got "
