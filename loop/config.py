@@ -46,12 +46,15 @@ class TaskConfig(Section):
     curriculum: bool = Field(False, description="Round r draws prompts of difficulty <= seed_max_operands + r only.")
     curriculum_levels: int | None = Field(None, ge=1, description="With curriculum: draw only the hardest this many "
                                           "levels of the pool (1 = the new level alone); null = every level up to it.")
-    solution: Literal["chain", "rewrite"] = Field(
-        "chain", description="Worked-solution format (arithmetic): `chain` (one `a+b=c` step per line) or `rewrite` "
-        "(each step also carries the operands still to add: `3+5=8;+2+7`, so every step reads only the line above).")
+    solution: Literal["chain", "rewrite", "aligned"] = Field(
+        "chain", description="Worked-solution format (arithmetic): `chain` (one `a+b=c` step per line), `rewrite` "
+        "(each step also carries the operands still to add: `3+5=8;+2+7`, so every step reads only the line above), "
+        "`aligned` (rewrite with fixed-width lines and prompts: each step reads the line above at a fixed offset).")
 
     @model_validator(mode="after")
     def _difficulty_range(self) -> "TaskConfig":
+        if self.solution != "chain" and self.kind != "arithmetic":
+            raise ValueError(f"solution: {self.solution} is a format of arithmetic solutions; drop it for kind: code")
         if self.max_operands is None:
             if self.seed_max_operands is not None or self.curriculum or self.curriculum_levels is not None:
                 raise ValueError("seed_max_operands and curriculum(_levels) need max_operands (the hardest level)")

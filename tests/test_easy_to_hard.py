@@ -85,3 +85,22 @@ def test_curriculum_levels_keeps_only_the_hardest_levels_of_the_pool():
     for levels, round_idx, expected in [(None, 1, [2, 3, 4]), (1, 1, [4]), (2, 2, [4, 5]), (2, 5, [4, 5])]:
         pool, metrics = curriculum_pool(train, TaskConfig(**TASK, curriculum=True, curriculum_levels=levels), round_idx)
         assert pool["difficulty"] == expected and metrics["curriculum/pool"] == len(expected)
+
+
+def test_aligned_solutions_have_one_width_at_every_level_and_pass_the_verifiers():
+    from rewards import build_reward
+
+    splits = generate_task(TaskConfig(**TASK, solution="aligned"), seed=0)
+    problems = splits["train"] + splits["seed"]
+    assert len({len(p.prompt) for p in problems}) == 1  # the prompt too: "Q:3+5......"
+    assert {p.difficulty for p in problems} == {2, 3, 4, 5}
+    step_lines = {len(line) for p in problems for line in p.rationale.splitlines()[:-1]}
+    assert len(step_lines) == 1, step_lines  # every step line, whatever the level
+    for p in problems[:40]:
+        operands = p.prompt.removeprefix("Q:").strip().rstrip(".").split("+")
+        for i, line in enumerate(p.rationale.splitlines()[:-1]):
+            assert line.split(";")[1].rstrip(".") == "".join(f"+{x}" for x in operands[i + 2:])
+    steps, answer = build_reward("steps", all_or_nothing=True), build_reward("math")
+    texts, prompts = [p.rationale for p in problems], [p.prompt for p in problems]
+    assert set(steps(prompts, texts)) == {1.0}
+    assert set(answer(prompts, texts, reference_answer=[p.answer for p in problems])) == {1.0}
