@@ -49,12 +49,15 @@ class TaskConfig(Section):
     solution: Literal["chain", "rewrite", "aligned"] = Field(
         "chain", description="Worked-solution format (arithmetic): `chain` (one `a+b=c` step per line), `rewrite` "
         "(each step also carries the operands still to add: `3+5=8;+2+7`, so every step reads only the line above), "
-        "`aligned` (rewrite with fixed-width lines and prompts: each step reads the line above at a fixed offset).")
+        "`aligned` (rewrite on a fixed-width field, the problem then filler letters: each step reads the line above at a "
+        "fixed offset; one-digit operands).")
 
     @model_validator(mode="after")
     def _difficulty_range(self) -> "TaskConfig":
         if self.solution != "chain" and self.kind != "arithmetic":
             raise ValueError(f"solution: {self.solution} is a format of arithmetic solutions; drop it for kind: code")
+        if self.solution == "aligned" and self.max_operand > 9:
+            raise ValueError("solution: aligned needs one-digit operands (max_operand <= 9)")
         if self.max_operands is None:
             if self.seed_max_operands is not None or self.curriculum or self.curriculum_levels is not None:
                 raise ValueError("seed_max_operands and curriculum(_levels) need max_operands (the hardest level)")
