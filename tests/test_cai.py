@@ -31,9 +31,9 @@ def test_guards(original: str, revision: str, verdict: str):
     assert guard(original, revision, max_length_ratio=4.0, repetition=RepetitionReward(n=2, max_share=0.3)) == verdict
 
 
-def _run(tmp_path: Path, **cai) -> Path:
+def _run(tmp_path: Path, changes: dict | None = None, **cai) -> Path:
     config = write_config(tmp_path, rounds=1, control__enabled=False, update__algorithm="cai",
-                          update__cai={"max_new_tokens": 12, "samples_per_prompt": 1, **cai})
+                          update__cai={"max_new_tokens": 12, "samples_per_prompt": 1, **cai}, **(changes or {}))
     assert main(["run", str(config)]) == 0
     return tmp_path / "runs" / "tiny"
 
@@ -79,14 +79,15 @@ def test_missing_principles_file_is_a_config_error(tmp_path: Path, capsys):
 
 
 def test_rlaif_pairs_from_the_policy_judging_two_samples_under_a_principle(tmp_path: Path):
-    """The tiny policy is its own judge; its babble names '1' or '2' often enough (the test's
-    pattern reads the last such digit as A or B) that some pairs agree in both orders, some flip
-    and some are unreadable: each lands where it should, and only agreeing pairs train."""
+    """The tiny policy is its own judge; its babble holds an 'A', 'B', '1' or '2' often enough (the
+    test's pattern reads the last one as the verdict) that, over 32 pairs, some agree in both
+    orders, some flip and some are unreadable: each lands where it should, and only agreeing
+    pairs train."""
     principles = [{"name": "steps", "critique": "Which step is wrong?", "revision": "Fix it.",
                    "preference": "Which response has every step right?"},
                   {"name": "terse", "critique": "What is superfluous?", "revision": "Say less."}]
-    run = _run(tmp_path, output="dpo", pairs="judge", principles=principles,
-               judge={"backend": "policy", "pattern": "([12])", "max_new_tokens": 8, "temperature": 1.0})
+    run = _run(tmp_path, output="dpo", pairs="judge", principles=principles, changes={"data__prompts_per_round": 32},
+               judge={"backend": "policy", "pattern": "([12AB])", "max_new_tokens": 32, "temperature": 1.0})
     rd = run / "round_001"
     log = Dataset.from_parquet(str(rd / "constitution.parquet"))
     scored = Dataset.from_parquet(str(rd / "scored.parquet"))
@@ -99,14 +100,14 @@ def test_rlaif_pairs_from_the_policy_judging_two_samples_under_a_principle(tmp_p
         if row["dropped"] == "identical":
             assert row["judge_answers"] == "" and " ".join(a.split()) == " ".join(b.split())
             continue
-        forward, backward = row["judge_answers"].split(" | B-vs-A: ")
-        read = [re.findall("[12]", text) for text in (forward, backward)]
+        forward, backward = row["judge_answers"].removeprefix("A-vs-B: ").split(" | B-vs-A: ")
+        read = [re.findall("[12AB]", text) for text in (forward, backward)]
         if not all(read):
             assert row["dropped"] == "unparseable"
             continue
-        first, second = read[0][-1], read[1][-1]  # "1" = the sample shown first
-        if (first == "1") == (second == "2"):  # both orders name the same sample
-            assert row["dropped"] == "" and row["winner"] == ("a" if first == "1" else "b")
+        first, second = (r[-1] in "1A" for r in read)  # True: the sample shown first
+        if first != second:  # both orders name the same sample
+            assert row["dropped"] == "" and row["winner"] == ("a" if first else "b")
         else:
             assert row["dropped"] == "tie" and row["winner"] == ""
     drops = log["dropped"][:]
