@@ -45,15 +45,28 @@ class TaskConfig(Section):
     max_operands: int | None = Field(None, ge=2, le=16, description="Train/eval problems have num_operands..max_operands operands.")
     seed_max_operands: int | None = Field(None, ge=2, description="Seed problems have at most this many operands.")
     curriculum: bool = Field(False, description="Round r draws prompts of difficulty <= seed_max_operands + r only.")
+    curriculum_levels: int | None = Field(None, ge=1, description="With curriculum: draw only the hardest this many "
+                                          "levels of the pool (1 = the new level alone); null = every level up to it.")
+    solution: Literal["chain", "rewrite", "aligned"] = Field(
+        "chain", description="Worked-solution format (arithmetic): `chain` (one `a+b=c` step per line), `rewrite` "
+        "(each step also carries the operands still to add: `3+5=8;+2+7`, so every step reads only the line above), "
+        "`aligned` (rewrite on a fixed-width field, the problem then filler letters: each step reads the line above at a "
+        "fixed offset; one-digit operands).")
 
     @model_validator(mode="after")
     def _difficulty_range(self) -> "TaskConfig":
+        if self.solution != "chain" and self.kind != "arithmetic":
+            raise ValueError(f"solution: {self.solution} is a format of arithmetic solutions; drop it for kind: code")
+        if self.solution == "aligned" and self.max_operand > 9:
+            raise ValueError("solution: aligned needs one-digit operands (max_operand <= 9)")
         if self.max_operands is None:
-            if self.seed_max_operands is not None or self.curriculum:
-                raise ValueError("seed_max_operands and curriculum need max_operands (the hardest level)")
+            if self.seed_max_operands is not None or self.curriculum or self.curriculum_levels is not None:
+                raise ValueError("seed_max_operands and curriculum(_levels) need max_operands (the hardest level)")
             return self
         if self.kind != "arithmetic":
             raise ValueError("max_operands (difficulty levels) is for kind: arithmetic")
+        if self.curriculum_levels is not None and not self.curriculum:
+            raise ValueError("curriculum_levels narrows the curriculum's pool: set curriculum: true (or drop it)")
         seed_max = self.seed_max_operands or self.max_operands
         if not self.num_operands <= seed_max <= self.max_operands:
             raise ValueError(f"need num_operands <= seed_max_operands <= max_operands, got "
@@ -221,6 +234,8 @@ def _check_update(update: UpdateConfig, rollout: RolloutConfig, rewards: list[Re
     reward_keys = [spec.key for spec in rewards]
     if update.dpo.score is not None and update.dpo.score not in reward_keys:
         raise ValueError(f"update.dpo.score: {update.dpo.score!r} is not a reward of this run ({', '.join(reward_keys)})")
+    if update.algorithm == "cai" and update.cai.pairs == "judge" and rollout.n < 2:
+        raise ValueError("cai.pairs: judge compares two samples of each prompt: set rollout.n >= 2")
     if update.algorithm == "grpo":
         if rollout.n < 2:
             raise ValueError("grpo compares samples of one prompt: set rollout.n >= 2")

@@ -205,11 +205,10 @@ class Loop:
                                    ro.prompts_per_shard, self.cfg.seed, r, bar.advance)
 
     def _reward(self, r: int) -> dict:
-        if self.cfg.teacher is None and self.cfg.growth is None:
-            # The shards are a cache of a seeded computation: a deleted or truncated one is made
-            # again. (A teacher's or grown prompts' shards are scored as they are.)
-            pool, _ = curriculum_pool(self.data.train, self.cfg.data.task, r)
-            self._sample(r, round_prompts(pool, r, self.cfg.data.prompts_per_round, self.cfg.seed), "rollouts")
+        # The shards are a cache of a seeded computation: a deleted or truncated one is made
+        # again by the generate phase's own path (grown prompts are read back from growth.parquet,
+        # the teacher answers the same failed prompts), and finished shards are only read.
+        self._generate(r)
         shards = sorted((self.run.round_dir(r) / "rollouts").glob("shard_*.parquet"))
         if (self.run.round_dir(r) / TEACHER_DIR).is_dir():  # mixed distillation: one table of both writers
             shards = [self.run.round_dir(r) / "rollouts_with_teacher.parquet"]

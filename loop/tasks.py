@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import operator
 import random
+import string
 from dataclasses import dataclass
 
 from datasets import Dataset
@@ -31,11 +32,21 @@ class Problem:
     difficulty: int | None = None  # operand count, when the task spans several (easy -> hard)
 
 
-def _solve(operands: list[int], ops: list[str]) -> tuple[str, int]:
+def _solve(operands: list[int], ops: list[str], solution: str = "chain", field: str = "") -> tuple[str, int]:
+    """Left to right, one step per line. `rewrite` appends what is left to add (`3+5=8;+2+7`), so
+    a step needs only the line above it, never the k-th operand of the prompt. `aligned` works on
+    the prompt's fixed-width `field` (the problem, then filler letters): each line carries the
+    field with the consumed operands cut off, in the same columns, so every character of a step
+    is read from a fixed offset in the line above, for 4 operands as for 8."""
     lines, acc = [], operands[0]
-    for op, x in zip(ops, operands[1:]):
+    pending = [f"{op}{x}" for op, x in zip(ops, operands[1:])]
+    for i, (op, x) in enumerate(zip(ops, operands[1:])):
         new = APPLY[op](acc, x)
-        lines.append(f"{acc}{op}{x}={new}")
+        if solution == "aligned":  # one-digit operands: the rest starts 2 columns further each step
+            width = len(str(9 * ((len(field) - 1) // 2)))  # the largest running total
+            lines.append(f"{acc:>{width}}{op}{x}={new:>{width}};{field[2 * i + 3:]}{'.' * (2 * i)}")
+        else:
+            lines.append(f"{acc}{op}{x}={new}" + (";" + "".join(pending[i + 1:]) if solution == "rewrite" else ""))
         acc = new
     lines.append(f"The answer is {acc}.")
     return "\n".join(lines), acc
@@ -46,9 +57,19 @@ def _arithmetic(rng: random.Random, cfg: TaskConfig, levels: range | None = None
     operands = [rng.randint(0, cfg.max_operand) for _ in range(count)]
     ops = [rng.choice(sorted(set(cfg.ops))) for _ in range(count - 1)]
     expr = str(operands[0]) + "".join(f"{op}{x}" for op, x in zip(ops, operands[1:]))
-    rationale, answer = _solve(operands, ops)
+    if cfg.solution == "aligned":
+        expr = _aligned_field(expr, cfg.max_operands or cfg.num_operands)
+    rationale, answer = _solve(operands, ops, cfg.solution, expr)
     return Problem(prompt=f"Q:{expr}\n", answer=str(answer), rationale=rationale,
                    difficulty=count if levels else None)
+
+
+def _aligned_field(expr: str, max_operands: int) -> str:
+    """The problem padded to one width for every level with letters drawn per problem (seeded by
+    it): columns that only harder problems fill are not blank in easy ones, so what the model
+    learns there is to copy, whatever the column holds."""
+    filler = random.Random(expr)
+    return expr + "".join(filler.choice(string.ascii_lowercase) for _ in range(2 * max_operands + 1 - len(expr)))
 
 
 def _code(rng: random.Random, cfg: TaskConfig, levels: range | None = None) -> Problem:
@@ -89,9 +110,11 @@ def generate_task(cfg: TaskConfig, seed: int) -> dict[str, list[Problem]]:
 
 def curriculum_pool(train: Dataset, task: TaskConfig | None, round_idx: int) -> tuple[Dataset, dict[str, float]]:
     """The training prompts round r draws from: with `task.curriculum`, levels up to one harder
-    per round than the seed set's hardest (`seed_max_operands + r`); otherwise all of them."""
+    per round than the seed set's hardest (`seed_max_operands + r`), only the hardest
+    `curriculum_levels` of them if set; otherwise all of them."""
     if task is None or not task.curriculum:
         return train, {}
     top = min((task.seed_max_operands or task.max_operands) + round_idx, task.max_operands)
-    pool = train.filter(lambda row: row["difficulty"] <= top)
+    bottom = top - task.curriculum_levels + 1 if task.curriculum_levels else task.num_operands
+    pool = train.filter(lambda row: bottom <= row["difficulty"] <= top)
     return pool, {"curriculum/max_difficulty": float(top), "curriculum/pool": float(len(pool))}

@@ -69,6 +69,14 @@ def comparable(run_dir: Path) -> list[dict]:
             for row in rows]
 
 
+def roll_back_to_generate(run: Path) -> None:
+    """state.json as a run killed right after round 1's generation leaves it."""
+    state = json.loads((run / "state.json").read_text())
+    state.update(round=1, phase="generate", done=False, generator=state["policies"]["0"], generator_id="round_000")
+    (run / "state.json").write_text(json.dumps(state))
+    (run / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text().splitlines()[0] + "\n")
+
+
 def launch(config: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "loop", "run", str(config)], env=env,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import comparable
+from conftest import comparable, roll_back_to_generate
 from loop.cli import main
 
 TINY = {
@@ -48,14 +48,6 @@ def one_error_line(capsys) -> str:
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1, err
     return err
-
-
-def roll_back_to_generate(run: Path) -> None:
-    """state.json as a run killed right after round 1's generation leaves it."""
-    state = json.loads((run / "state.json").read_text())
-    state.update(round=1, phase="generate", done=False, generator=state["policies"]["0"], generator_id="round_000")
-    (run / "state.json").write_text(json.dumps(state))
-    (run / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text().splitlines()[0] + "\n")
 
 
 def test_state_stores_paths_relative_to_the_run_dir(reference: Path):

@@ -5,12 +5,14 @@ them (`mode: all`), and GKD trains the student on the teacher's logits."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
 from datasets import Dataset
 
-from conftest import weight_change, write_config
+from conftest import comparable, roll_back_to_generate, weight_change, write_config
 from loop.cli import main
 from policies.model_config import ModelConfig, TinyModelConfig
 
@@ -19,8 +21,9 @@ TEACHER = ModelConfig(tiny=TinyModelConfig(num_layers=2, hidden_size=48, num_hea
 
 def even_first_operand(prompts, completions, prompt, **columns):
     """A user reward that 'solves' exactly the problems whose first operand is even (`Q:4+7`),
-    so which prompts the student fails is known in advance."""
-    return [1.0 if int(p.removeprefix("Q:").split("+")[0].split("-")[0]) % 2 == 0 else 0.0 for p in prompt]
+    so which prompts the student fails is known in advance (a grown prompt without one fails)."""
+    first = [re.match(r"Q:(\d+)", p) for p in prompt]
+    return [1.0 if m and int(m.group(1)) % 2 == 0 else 0.0 for m in first]
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +72,28 @@ def test_gkd_without_a_teacher_is_a_config_error(tmp_path: Path, capsys):
     assert main(["run", str(write_config(tmp_path, update__algorithm="gkd"))]) == 2
     assert "update.gkd.teacher" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_damaged_shards_of_a_teacher_and_grown_prompts_are_made_again_on_resume(tmp_path: Path, teacher_dir: Path):
+    """Killed right after generation (state rolled back to it), with a student shard deleted, a
+    teacher shard truncated and a grown prompt's shard deleted: the resumed round scores and
+    trains on the same samples as the uninterrupted run."""
+    growth = {"proposals": 6, "examples_per_proposal": 2, "template": "{examples}\nQ:", "prefix": "Q:",
+              "suffix": "\n", "stop": "\n", "max_new_tokens": 8, "answer": "none"}
+    run = _run(tmp_path, teacher={"model": str(teacher_dir), "mode": "mixed"}, growth=growth,
+               rewards=[{"name": "test_distill:even_first_operand"}], update__threshold=1.0)
+    reference = tmp_path / "reference"
+    shutil.copytree(run, reference)
+    scored_before = Dataset.from_parquet(str(run / "round_001" / "scored.parquet"))
+    assert any(pid.startswith("grown:") for pid in scored_before["prompt_id"])  # the test needs grown prompts
+    roll_back_to_generate(run)
+    rd = run / "round_001"
+    (rd / "scored.parquet").unlink()
+    student, teacher = sorted((rd / "rollouts").glob("shard_*.parquet")), sorted((rd / "teacher_rollouts").glob("shard_*.parquet"))
+    student[0].unlink()
+    student[-1].unlink()  # the last shards hold the grown prompts
+    teacher[0].write_bytes(teacher[0].read_bytes()[: teacher[0].stat().st_size // 2])
+    assert main(["resume", str(run)]) == 0
+    scored_after = Dataset.from_parquet(str(rd / "scored.parquet"))
+    assert scored_after.to_list() == scored_before.to_list()
+    assert comparable(run) == comparable(reference)

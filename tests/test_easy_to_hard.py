@@ -4,6 +4,7 @@ level, the curriculum's pool one level harder per round, and per-level held-out 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def test_single_level_tasks_draw_the_same_problems_as_before():
     assert plain["eval"][0].prompt == "Q:17+72-97\n"  # pinned: the demo's data must not move
 
 
-@pytest.mark.parametrize("bad", [{"seed_max_operands": 6}, {"max_operands": None}, {"kind": "code"}])
+@pytest.mark.parametrize("bad", [{"seed_max_operands": 6}, {"max_operands": None}, {"kind": "code"},
+                                 {"curriculum": False, "curriculum_levels": 2}])
 def test_inconsistent_levels_are_refused(bad):
     with pytest.raises(ValueError):
         TaskConfig(**{**TASK, "curriculum": True, **bad})
@@ -58,3 +60,50 @@ def test_curriculum_pool_extends_one_level_per_round(tmp_path: Path):
         scored = Dataset.from_parquet(str(run / f"round_{r:03d}" / "scored.parquet"))
         assert max(scored["difficulty"]) <= 3 + r
         assert rows[r]["curriculum/max_difficulty"] == 3 + r
+
+
+def test_rewrite_solutions_carry_what_is_left_and_pass_the_verifiers():
+    from rewards import build_reward
+
+    splits = generate_task(TaskConfig(**TASK, solution="rewrite"), seed=0)
+    for p in splits["train"][:40]:
+        operands = p.prompt.removeprefix("Q:").strip().split("+")
+        lines = p.rationale.splitlines()
+        assert len(lines) == p.difficulty  # one step per line, then the answer
+        for i, line in enumerate(lines[:-1]):  # each step names the operands still to add
+            assert line.split(";")[1] == "".join(f"+{x}" for x in operands[i + 2:])
+    steps, answer = build_reward("steps", all_or_nothing=True), build_reward("math")
+    texts, prompts = [p.rationale for p in splits["train"]], [p.prompt for p in splits["train"]]
+    assert set(steps(prompts, texts)) == {1.0}
+    assert set(answer(prompts, texts, reference_answer=[p.answer for p in splits["train"]])) == {1.0}
+    assert [p.prompt for p in splits["train"]] == [p.prompt for p in generate_task(TaskConfig(**TASK), seed=0)["train"]]
+
+
+def test_curriculum_levels_keeps_only_the_hardest_levels_of_the_pool():
+    from loop.tasks import curriculum_pool
+
+    train = Dataset.from_dict({"prompt": [f"p{d}" for d in range(2, 6)], "difficulty": list(range(2, 6))})
+    for levels, round_idx, expected in [(None, 1, [2, 3, 4]), (1, 1, [4]), (2, 2, [4, 5]), (2, 5, [4, 5])]:
+        pool, metrics = curriculum_pool(train, TaskConfig(**TASK, curriculum=True, curriculum_levels=levels), round_idx)
+        assert pool["difficulty"] == expected and metrics["curriculum/pool"] == len(expected)
+
+
+def test_aligned_solutions_have_one_width_at_every_level_and_pass_the_verifiers():
+    from rewards import build_reward
+
+    splits = generate_task(TaskConfig(**TASK, solution="aligned"), seed=0)
+    problems = splits["train"] + splits["seed"]
+    assert len({len(p.prompt) for p in problems}) == 1  # the prompt too: "Q:3+5......"
+    assert {p.difficulty for p in problems} == {2, 3, 4, 5}
+    step_lines = {len(line) for p in problems for line in p.rationale.splitlines()[:-1]}
+    assert len(step_lines) == 1, step_lines  # every step line, whatever the level
+    for p in problems[:40]:
+        operands = re.findall(r"\d", p.prompt)
+        for i, line in enumerate(p.rationale.splitlines()[:-1]):
+            rest = "".join(f"+{x}" for x in operands[i + 2:])
+            assert line.split(";")[1].startswith(rest)  # then filler letters (and dots)
+            assert re.fullmatch("[a-z.]+", line.split(";")[1][len(rest):])
+    steps, answer = build_reward("steps", all_or_nothing=True), build_reward("math")
+    texts, prompts = [p.rationale for p in problems], [p.prompt for p in problems]
+    assert set(steps(prompts, texts)) == {1.0}
+    assert set(answer(prompts, texts, reference_answer=[p.answer for p in problems])) == {1.0}

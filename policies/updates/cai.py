@@ -1,6 +1,7 @@
 """Constitutional AI (Bai et al. 2022): critique each sample under a sampled principle, revise
 it, and learn from the revisions: SL-CAI (SFT on the revisions, `cai.output: sft`) or RLAIF
-preference pairs (revision preferred over the original, `cai.output: dpo`, TRL's DPOTrainer).
+preference pairs (`cai.output: dpo`, TRL's DPOTrainer): the revision preferred over the
+original, or (`cai.pairs: judge`) an AI judge's preference between two samples (cai_judge.py).
 
 The critic is the live policy (`cai.critic: null`, the paper's setting) or another model. For
 each of the first `samples_per_prompt` samples of a prompt, a principle is drawn (seeded by
@@ -23,6 +24,7 @@ from policies.launch import train
 from policies.schema import ACCEPT_RATE, DPO_PAIR, SFT_EXAMPLE
 from policies.training import TrainJob, TrainResult
 from policies.updates.base import BuildContext
+from policies.updates.cai_judge import judge_pairs, pairs_and_metrics
 from policies.updates.config import Principle, UpdateConfig
 from rewards.filters import RepetitionReward
 
@@ -100,6 +102,8 @@ class CAI:
             "dropped": verdicts})
 
     def build_examples(self, scored: Dataset, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
+        if self.settings.pairs == "judge":
+            return self._judged_pairs(scored, ctx)
         log = self.revise(scored, ctx)
         if ctx.out_dir is not None:
             save_parquet(log, ctx.out_dir / "constitution.parquet")
@@ -112,6 +116,14 @@ class CAI:
             pairs = {**columns, "chosen": usable["revision"][:], "rejected": usable["original"][:]}
             return Dataset.from_dict(pairs, features=DPO_PAIR), metrics
         return Dataset.from_dict({**columns, "completion": usable["revision"][:]}, features=SFT_EXAMPLE), metrics
+
+    def _judged_pairs(self, scored: Dataset, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
+        """RLAIF from an AI judge's preferences between two samples (see cai_judge)."""
+        log = judge_pairs(self.settings, self.settings.load_principles(), scored, ctx, draw_principle)
+        if ctx.out_dir is not None:
+            save_parquet(log, ctx.out_dir / "constitution.parquet")
+        columns, metrics = pairs_and_metrics(log, len(scored))
+        return Dataset.from_dict(columns, features=DPO_PAIR), metrics
 
     def train(self, job: TrainJob, num_processes: int, callbacks: tuple = ()) -> TrainResult:
         if self.settings.output == "dpo":

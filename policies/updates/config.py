@@ -97,6 +97,8 @@ class Principle(Section):
     name: str = ""
     critique: str = Field(description="The critique request, e.g. 'Identify any step that is wrong.'")
     revision: str = Field(description="The revision request, e.g. 'Rewrite the answer with every step right.'")
+    preference: str = Field("", description="What an AI judge prefers under it (`cai.pairs: judge`), e.g. "
+                            "'Which response has every step right?'; default: the critique request.")
 
 
 # After Bai et al. 2022 (Appendix C), reworded for tasks with worked answers.
@@ -110,13 +112,34 @@ DEFAULT_PRINCIPLES = [
 ]
 
 
+DEFAULT_JUDGE_TEMPLATE = """Consider a request and two responses to it.
+
+[Request]
+{prompt}
+
+[Response A]
+{a}
+
+[Response B]
+{b}
+
+Principle: {principle}
+Which response follows the principle better? End with a line "Winner: A" or "Winner: B"."""
+
+
 class CAISettings(Section):
     """Constitutional AI (Bai et al. 2022): critique under a sampled principle, then revise."""
 
     principles: list[Principle] = Field(DEFAULT_PRINCIPLES, min_length=1)
     principles_file: str | None = Field(None, description="YAML/JSON list of principles; replaces `principles`.")
     output: Literal["sft", "dpo"] = Field("sft", description="sft: SL-CAI (train on revisions); "
-                                                             "dpo: RLAIF pairs, revision preferred over the original.")
+                                                             "dpo: RLAIF preference pairs (see `pairs`).")
+    pairs: Literal["revision", "judge"] = Field(
+        "revision", description="Where dpo pairs come from: revision preferred over the original, or an AI judge's "
+        "preference between two samples of a prompt under a sampled principle (both orders asked).")
+    judge: dict = Field({"backend": "policy"}, description="`judge` reward args for `pairs: judge` (backend policy | hf "
+                        "| openai, model, url, pattern, max_new_tokens, temperature, ...); mode is pairwise.")
+    judge_template: str = Field(DEFAULT_JUDGE_TEMPLATE, description="The judge's request: {principle}, {prompt}, {a}, {b}.")
     critic: str | None = Field(None, description="Hub id or path of the critic/reviser; null = the policy itself.")
     samples_per_prompt: int = Field(1, ge=1, description="Revise the first K samples of each prompt.")
     max_new_tokens: int = Field(128, ge=1)
@@ -130,7 +153,25 @@ class CAISettings(Section):
     def _principles_load(self) -> "CAISettings":
         if self.principles_file is not None:
             self.load_principles()  # a missing or malformed file fails at config time
+        if self.pairs == "judge":
+            if self.output != "dpo":
+                raise ValueError("cai.pairs: judge makes preference pairs: set cai.output: dpo")
+            for slot in ("{principle}", "{prompt}", "{a}", "{b}"):
+                if slot not in self.judge_template:
+                    raise ValueError(f"cai.judge_template: needs the placeholder {slot}")
+            self.build_judge("")  # bad judge args fail at config time; nothing is loaded
         return self
+
+    def build_judge(self, principle: str):
+        """The `judge` reward (pairwise) asking `judge_template` under one principle."""
+        from rewards.judge import JudgeReward
+
+        args = {k: v for k, v in self.judge.items() if k not in ("mode", "rubric")}
+        rubric = self.judge_template.replace("{principle}", principle)
+        try:
+            return JudgeReward(**args, mode="pairwise", rubric=rubric)
+        except TypeError as err:  # an unknown argument name
+            raise ValueError(f"cai.judge: {err}") from None
 
     def load_principles(self) -> list[Principle]:
         if self.principles_file is None:
