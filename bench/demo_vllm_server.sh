@@ -6,8 +6,10 @@
 #
 #   bash bench/demo_vllm_server.sh          # seed 0
 #   bash bench/demo_vllm_server.sh 1        # another seed
+#   PORT=19000 bash bench/demo_vllm_server.sh   # servers on 19000 and 19001 (default 18000, 18001)
 #
-# Runs land in runs/demo_<engine>_seed<N>; a finished run is not redone. The servers start from
+# Runs land in runs/demo_<engine>_seed<N>; a finished run is not redone, an interrupted one
+# resumes (the servers come back on the same ports, so the run's config is unchanged). The servers start from
 # a tiny model of the demo's architecture; the engine reloads each round's checkpoint into
 # them in place (round 0's included), as it would with `vllm serve`.
 set -euo pipefail
@@ -30,10 +32,11 @@ trap 'for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done' EXIT
 urls=()
 for i in 0 1; do
   log="$base/server_$i.log"
-  "$PY" tests/openai_server.py "$base" > "$log" 2>&1 &
+  "$PY" tests/openai_server.py "$base" --port $(( ${PORT:-18000} + i )) > "$log" 2>&1 &
   pids+=("$!")
   for _ in $(seq 120); do grep -q "serving" "$log" && break; sleep 0.5; done
   urls+=("$(sed -n 's/^serving .* at //p' "$log")")
+  [ -n "${urls[$i]}" ] || { echo "stand-in server $i did not start (port taken?): see $log" >&2; exit 1; }
 done
 echo "stand-in servers: ${urls[*]}"
 
