@@ -339,7 +339,13 @@ class Loop:
         )
 
     def _train_with_bar(self, job: TrainJob, label: str, trainer) -> TrainResult:
-        """`trainer` is the algorithm's `train` for a round, plain SFT for the seed set and control."""
+        """`trainer` is the algorithm's `train` for a round, plain SFT for the seed set and control.
+
+        Engines that share the accelerator with training (in-process vLLM) free their memory
+        first; the swap that follows every training (or their next generate) reloads them."""
+        for engine in (self.engine, self.teacher):
+            if engine is not None:
+                engine.release_memory()
         with phase_bar(self.console, label) as bar:
             return trainer(job, self.cfg.update.num_processes, (BarCallback(bar),))
 

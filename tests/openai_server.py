@@ -38,8 +38,9 @@ class OpenAITestServer:
     """
 
     def __init__(self, responder: Responder | None = None, api_key: str | None = None, model: str = "test-model",
-                 backend: "VLLMStandIn | None" = None):
+                 backend: "VLLMStandIn | None" = None, port: int = 0):
         self.responder = responder
+        self.port = port  # 0 = a free one
         self.backend = backend
         self.api_key = api_key
         self.model = backend.base_name if backend is not None else model
@@ -51,7 +52,7 @@ class OpenAITestServer:
     url: str = ""  # the API base, set while serving (and kept after a kill)
 
     def __enter__(self) -> "OpenAITestServer":
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_for(self))
         host, port = self._httpd.server_address[:2]
         self.url = f"http://{host}:{port}/v1"
         self._httpd.daemon_threads = True  # a request still sleeping at shutdown must not block exit
@@ -281,3 +282,27 @@ class VLLMStandIn:
         engine.model = PeftModel.from_pretrained(engine.model, path).merge_and_unload()
         self.engines[name] = engine
         return 200, {"text": f"Success: LoRA adapter '{name}' added successfully."}
+
+
+def main() -> None:
+    """Serve a `VLLMStandIn` in its own process until killed (bench/demo_vllm_server.sh):
+
+        python tests/openai_server.py MODEL_DIR --port 8000
+
+    One process per server: a process serves one request at a time, as one GPU would."""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("model_dir", help="the weights it starts from (reloaded by the engine)")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--served-name", default="served")
+    args = parser.parse_args()
+    with OpenAITestServer(backend=VLLMStandIn(args.model_dir, args.served_name), port=args.port) as server:
+        print(f"serving {args.model_dir} at {server.url}", flush=True)
+        while True:
+            time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()

@@ -60,3 +60,17 @@ def test_training_uses_the_configured_tokenizer_and_saves_it(tiny_model_dir: Pat
                    tokenizer_path=str(tokenizer_only_dir))
     assert run_job(job).steps == 1
     assert load_tokenizer(tmp_path / "policy").chat_template == TEMPLATE  # the next round's engine reads it
+
+
+def test_every_engine_has_every_method_of_the_rollout_engine_protocol():
+    """The controller calls them on whatever engine the config names (`release_memory` included)."""
+    from policies.engines.base import RolloutEngine
+    from policies.engines.hf import HFEngine
+    from policies.engines.openai_compat import OpenAIEngine
+    from policies.engines.vllm import VLLMEngine
+    from policies.engines.vllm_server import VLLMServerEngine
+
+    methods = {name for name, value in vars(RolloutEngine).items() if callable(value) and not name.startswith("_")}
+    assert methods == {"generate", "load_weights", "release_memory"}
+    for engine in (HFEngine, OpenAIEngine, VLLMEngine, VLLMServerEngine):
+        assert methods <= {name for name in dir(engine) if callable(getattr(engine, name))}, engine.__name__

@@ -1,46 +1,17 @@
-"""Our sampling parameters and completions against vLLM's own classes (vllm 0.33.0).
-
-vLLM cannot run here, but its pure-Python modules import on a CPU: install them apart from
-the project's environment (vLLM pins an older transformers) and these tests find them:
-
-    pip download --no-deps vllm==0.33.0 -d /tmp/vllm && unzip -q /tmp/vllm/vllm-*.whl 'vllm/*' -d .vllm_site
-    pip install --no-deps --target .vllm_site msgspec cbor2 pyzmq aiohttp multidict attrs yarl propcache \\
-        aiohappyeyeballs aiosignal frozenlist openai-harmony openai pybase64 cachetools uvloop \\
-        prometheus_client fastapi starlette
-
-The directory is appended to `sys.path` (our own packages keep precedence). Without it the
-tests are skipped, saying so.
-"""
+"""Our sampling parameters and completions against vLLM's own classes (vllm 0.33.0), imported
+from `.vllm_site` (see tests/vllm_site.py; skipped without it)."""
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
 
 import pytest
 
 from policies.engines.base import SamplingParams
 from policies.engines.completions import openai_request, parse_completions, vllm_request
 from policies.engines.vllm import completions_from, vllm_sampling_params
+from vllm_site import import_vllm
 
-SITE = Path(__file__).resolve().parents[1] / ".vllm_site"
-
-
-def _import_vllm():
-    if not (SITE / "vllm").is_dir():
-        pytest.skip(f"vLLM's sources are not in {SITE} (see this module's docstring)", allow_module_level=True)
-    if str(SITE) not in sys.path:
-        sys.path.append(str(SITE))
-    try:
-        import vllm.outputs
-        import vllm.sampling_params
-        from vllm.entrypoints.openai.completion.protocol import CompletionRequest, CompletionResponse
-    except ImportError as exc:
-        pytest.skip(f"vLLM's pure-Python modules do not import from {SITE}: {exc}", allow_module_level=True)
-    return vllm, CompletionRequest, CompletionResponse
-
-
-vllm, CompletionRequest, CompletionResponse = _import_vllm()
+vllm = import_vllm()
+from vllm.entrypoints.openai.completion.protocol import CompletionRequest, CompletionResponse  # noqa: E402
 
 CASES = [
     SamplingParams(n=4, temperature=1.0, top_p=1.0, max_new_tokens=64),

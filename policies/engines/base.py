@@ -40,3 +40,9 @@ class RolloutEngine(Protocol):
     def load_weights(self, checkpoint_dir: Path, generator_id: str) -> None:
         """Swap the policy's weights in place for those saved in `checkpoint_dir`."""
         ...
+
+    def release_memory(self) -> None:
+        """Free the accelerator memory this engine holds, because training is about to need it.
+        The next `load_weights` (or `generate`) brings the policy back. A no-op for engines
+        whose memory training does not share (hf, remote servers)."""
+        ...

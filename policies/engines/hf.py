@@ -65,6 +65,9 @@ class HFEngine:
         swap_weights(self.model, checkpoint_dir)
         self.generator_id = generator_id
 
+    def release_memory(self) -> None:
+        """Nothing freed: weights are swapped into this model in place, so it stays loaded."""
+
     def _generation_config(self, params: SamplingParams) -> GenerationConfig:
         # A fresh config, so sampling defaults shipped with the model (top_k=20, ...) don't leak in.
         sample = params.temperature > 0

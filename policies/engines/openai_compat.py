@@ -33,6 +33,9 @@ class OpenAIEngine:
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
         return self.sampler.generate(self.model, prompts, params)
 
+    def release_memory(self) -> None:
+        """Nothing here: the server's memory is not ours."""
+
     def load_weights(self, checkpoint_dir: Path, generator_id: str) -> None:
         """A fixed generator: nothing is loaded, and rollouts keep naming the teacher."""
         if not self._warned:

@@ -11,8 +11,9 @@ torch 2.14 and transformers < 5.21); otherwise run `vllm serve` in its own envir
   Greedy with n > 1 is refused by vLLM: decoded once and repeated.
 - weight swap: `collective_rpc("reload_weights", kwargs={"weights_path": ckpt})`, then
   `reset_prefix_cache()` (cached prefixes were computed with the old weights).
-- sharing the GPU with training: `sleep()` (level 2 drops weights and KV cache) before the
-  update, and `wake_up(["weights"])` → reload → `wake_up(["kv_cache"])` after it.
+- sharing the GPU with training: `release_memory()` (the controller calls it before each
+  update) is `sleep(level=2)`, which drops weights and KV cache; the next `load_weights` is
+  `wake_up(["weights"])` → reload → `reset_prefix_cache()` → `wake_up(["kv_cache"])`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class VLLMEngine:
         self.tokenizer = self.llm.get_tokenizer()
         self.generator_id = generator_id
         self.options = options
+        self.weights_path: str | None = None  # the last checkpoint loaded; None = the one it started with
         self.asleep = False
 
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
@@ -66,27 +68,30 @@ class VLLMEngine:
             return [row * params.n for row in once]
         if not prompts:
             return []
-        self.wake()
+        if self.asleep:  # level 2 dropped the weights: waking alone would sample from garbage
+            self._reload(self.weights_path)
         outputs = self.llm.generate(prompts, vllm_sampling_params(params), use_tqdm=False)
         return completions_from(outputs)
 
     def load_weights(self, checkpoint_dir: Path, generator_id: str) -> None:
-        if self.asleep:  # weights first: reloading needs no KV cache
-            self.llm.wake_up(tags=["weights"])
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(Path(checkpoint_dir).resolve())})
-        if self.asleep:
-            self.llm.wake_up(tags=["kv_cache"])
-            self.asleep = False
-        self.llm.reset_prefix_cache()
+        self._reload(str(Path(checkpoint_dir).resolve()))
         self.generator_id = generator_id
 
-    def sleep(self) -> None:
-        """Give the GPU to training: drop weights and KV cache (they are reloaded after)."""
+    def release_memory(self) -> None:
+        """Give the GPU to training: sleep level 2 drops weights and KV cache (reloaded after)."""
         if self.options.sleep_during_update and not self.asleep:
             self.llm.sleep(level=2)
             self.asleep = True
 
-    def wake(self) -> None:
+    def _reload(self, weights_path: str | None) -> None:
+        """Read the weights in place; asleep, wake the weights' memory first and the KV cache
+        last, so the reload never has to share the GPU with a KV cache."""
         if self.asleep:
-            self.llm.wake_up()
+            self.llm.wake_up(tags=["weights"])
+        kwargs = {"weights_path": weights_path} if weights_path else {}  # none: the model it started with
+        self.llm.collective_rpc("reload_weights", kwargs=kwargs)
+        self.llm.reset_prefix_cache()  # cached prefixes were computed with the old weights
+        if self.asleep:
+            self.llm.wake_up(tags=["kv_cache"])
             self.asleep = False
+        self.weights_path = weights_path

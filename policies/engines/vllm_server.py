@@ -71,6 +71,9 @@ class VLLMServerEngine:
             self.model = self.base_model
         self.generator_id = generator_id
 
+    def release_memory(self) -> None:
+        """Nothing here: the servers' GPUs are not the ones training uses."""
+
     def _reload(self, url: str, path: str, generator_id: str) -> None:
         call = self.pool.call
         call(url, "/collective_rpc", {"method": "reload_weights", "kwargs": {"weights_path": path}})
