@@ -6,6 +6,7 @@
     loop compare runs/A runs/B ... [--out F]      runs side by side per round, and a PNG plot
     loop report runs/A [runs/B ...] [--out DIR]   one self-contained HTML report (plus its PNGs)
     loop rescore runs/NAME --rewards R.yaml --as NEW   re-score stored rollouts under other rewards
+    loop worker runs/NAME --rank R                another machine's share of a multi-node run's updates
 
 Bad input is one line naming the problem and exit code 2, with nothing written.
 """
@@ -51,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     rescore.add_argument("run_dir")
     rescore.add_argument("--rewards", required=True, help="YAML with `rewards:` (and optionally `update:`)")
     rescore.add_argument("--as", dest="name", required=True, help="name of the sibling run dir to write")
+    worker = sub.add_parser("worker", help="join a multi-node run's training jobs from another machine")
+    worker.add_argument("run_dir", help="the run dir rank 0 writes, on shared storage")
+    worker.add_argument("--rank", type=int, required=True, help="this machine's rank (1 .. update.nodes.count - 1)")
     return p
 
 
@@ -70,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
             target = rescore(RunDir(args.run_dir), rescore_config(RunDir(args.run_dir), args.rewards, args.name), console)
             console.print(f"rescored run: {target.path}  (compare: loop compare {args.run_dir} {target.path})")
             return 0
+        if args.command == "worker":
+            from loop.worker import work
+
+            return work(RunDir(args.run_dir), args.rank, console)
         cfg, run, notes = _prepare(args)
     except (ConfigError, RunLocked) as err:
         print("error: " + " ".join(str(err).split()), file=sys.stderr)  # one line, whatever the message held

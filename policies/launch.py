@@ -23,13 +23,14 @@ class TrainingFailed(RuntimeError):
 
 
 def accelerate_command(num_processes: int, module: str, job_file: Path, nodes: dict | None = None) -> list[str]:
-    """`num_processes` per machine; `nodes` (`NodeSettings` fields) spreads the group over machines."""
+    """`num_processes` per machine; `nodes` (`NodeSettings` fields, plus this machine's `rank`,
+    0 when absent) spreads the group over machines."""
     machines = nodes["count"] if nodes else 1
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes * machines),
            "--num_machines", str(machines), "--mixed_precision", "no", "--dynamo_backend", "no", "--multi_gpu"]
     if nodes:
         # Every machine runs the same command with its own rank; static rendezvous at the main one.
-        cmd += ["--machine_rank", str(nodes["rank"]), "--main_process_ip", nodes["main_address"],
+        cmd += ["--machine_rank", str(nodes.get("rank", 0)), "--main_process_ip", nodes["main_address"],
                 "--main_process_port", str(nodes["main_port"]), "--rdzv_backend", "static"]
     elif not torch.cuda.is_available():
         # torchrun-style launch of N CPU ranks; the Trainer sets up a gloo process group.
@@ -50,13 +51,18 @@ def train(job: TrainJob, num_processes: int = 1, callbacks: tuple = ()) -> Train
     job.to_json(job_file)
     if num_processes == 1 and not job.deepspeed and not job.nodes:  # DeepSpeed wants a launched process group
         return run_job(job, callbacks)
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), OWNER_PID_ENV: str(os.getpid())}
-    if job.deepspeed and not torch.cuda.is_available():
-        env.setdefault("DS_ACCELERATOR", "cpu")
-    # The launcher dies with us (even by SIGKILL of this process alone), and each rank with the
-    # launcher (policies.training.main): no rank outlives the loop and writes beside a resume.
-    proc = subprocess.run(accelerate_command(num_processes, "policies.training", job_file, job.nodes), env=env,
-                          preexec_fn=die_with_parent)
+    proc = launch(job_file, num_processes, job.nodes, bool(job.deepspeed))
     if proc.returncode != 0:
         raise TrainingFailed(f"training with {num_processes} processes exited with code {proc.returncode}")
     return TrainResult(**json.loads((Path(job.output_dir) / "result.json").read_text()))
+
+
+def launch(job_file: Path, num_processes: int, nodes: dict | None, deepspeed: bool) -> subprocess.CompletedProcess:
+    """Launch this machine's side of a job file's process group and wait for it."""
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), OWNER_PID_ENV: str(os.getpid())}
+    if deepspeed and not torch.cuda.is_available():
+        env.setdefault("DS_ACCELERATOR", "cpu")
+    # The launcher dies with us (even by SIGKILL of this process alone), and each rank with the
+    # launcher (policies.training.main): no rank outlives the loop and writes beside a resume.
+    return subprocess.run(accelerate_command(num_processes, "policies.training", job_file, nodes), env=env,
+                          preexec_fn=die_with_parent)

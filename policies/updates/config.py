@@ -200,18 +200,12 @@ class LoraSettings(Section):
 
 
 class NodeSettings(Section):
-    """One machine of a multi-node update: every machine runs `loop` with its own `rank`."""
+    """A multi-node update. The `loop run` machine is rank 0 (it runs the controller and its side
+    of every training job); each other machine runs `loop worker RUN --rank R` (loop/worker.py)."""
 
     count: int = Field(2, ge=2, description="Machines in the update's process group.")
-    rank: int = Field(0, ge=0, description="This machine's rank; 0 is the main one.")
-    main_address: str = Field(..., min_length=1, description="IP or hostname of the rank-0 machine.")
+    main_address: str = Field(..., min_length=1, description="IP or hostname of the rank-0 (`loop run`) machine.")
     main_port: int = Field(29500, ge=1, le=65535)
-
-    @model_validator(mode="after")
-    def _rank_in_range(self) -> "NodeSettings":
-        if self.rank >= self.count:
-            raise ValueError(f"rank {self.rank} must be below count {self.count}")
-        return self
 
 
 class UpdateConfig(TrainSettings):
@@ -227,7 +221,7 @@ class UpdateConfig(TrainSettings):
     replay_fraction: float = Field(0.0, ge=0, lt=1, description="Share of each SFT round's examples drawn from the seed set.")
     num_processes: int = Field(1, ge=1, description="Processes per machine; >1 launches the update with accelerate.")
     deepspeed: DeepSpeedSettings | None = Field(None, description="ZeRO-2/3 through accelerate, e.g. {stage: 3, offload_optimizer: cpu}.")
-    nodes: NodeSettings | None = Field(None, description="Multi-node updates: {count, rank, main_address, main_port}; checkpoints on shared storage.")
+    nodes: NodeSettings | None = Field(None, description="Multi-node updates: {count, main_address, main_port}; checkpoints on shared storage.")
     seed_epochs: float = Field(0.0, ge=0, description="Initial SFT on data.seed_path that makes round 0.")
     seed_learning_rate: float | None = Field(None, gt=0, description="Learning rate of that SFT; defaults to learning_rate.")
     lora: LoraSettings | None = Field(None, description="Train a LoRA adapter (peft) instead of all weights.")
