@@ -3,9 +3,10 @@
 The phases want different things from the CPU cores. Training and generation are torch work
 and scale with cores when the cores are free. Reward and filter are Python (and verifier
 worker processes): a torch thread pool left at N threads only spin-waits against those
-workers, so those phases run at one thread. On a machine shared with other jobs, extra torch
-threads spin-wait against them too: "auto" counts the cores the rest of the machine leaves
-idle when a phase starts (sampled from /proc/stat for 50 ms) and never asks for more.
+workers, so those phases run at one thread. "auto" is the cores this process may use
+(affinity, cgroup quota, OMP_NUM_THREADS), not the cores idle at the moment: the thread count
+changes float results, and the same config on the same machine must train the same model
+whatever else runs beside it. On a shared machine, cap it (`OMP_NUM_THREADS`, or a number).
 
 `threads: {train: auto, generate: auto, reward: 1}` is the default; any of them can be a fixed
 number. The controller calls `ThreadsConfig.apply(phase, ...)` before each phase. Two runs
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -33,7 +33,7 @@ PHASE_KIND = {"init": "train", "train": "train", "control": "train",
 
 
 class ThreadsConfig(Section):
-    """Torch intra-op threads per kind of phase: a number, or "auto" (the free cores)."""
+    """Torch intra-op threads per kind of phase: a number, or "auto" (the usable cores)."""
 
     train: Threads = Field("auto", description="Seed SFT, each round's update, the control.")
     generate: Threads = Field("auto", description="Rollouts and evaluation.")
@@ -50,7 +50,7 @@ class ThreadsConfig(Section):
         setting = getattr(self, kind)
         if setting == "auto":
             if kind not in chosen:
-                chosen[kind] = free_cores()
+                chosen[kind] = usable_cores()
             setting = chosen[kind]
         import torch  # here, not at the top: the config (and so the CLI's checks) must not load torch
 
@@ -74,31 +74,3 @@ def usable_cores() -> int:
         pass
     return cores
 
-
-def free_cores(window_s: float = 0.05) -> int:
-    """Usable cores that other processes leave idle, at least one.
-
-    Sampled from /proc/stat over `window_s` while this process sleeps, so whatever is busy
-    then is someone else (at a phase boundary our own verifier workers are idle too).
-    """
-    cores = usable_cores()
-    before = _cpu_ticks()
-    if before is None:  # not Linux: trust the affinity mask
-        return cores
-    time.sleep(window_s)
-    after = _cpu_ticks()
-    busy, total = after[0] - before[0], after[1] - before[1]
-    machine = os.cpu_count() or cores
-    others = machine * busy / total if total > 0 else 0.0
-    return max(1, min(cores, round(machine - others)))
-
-
-def _cpu_ticks() -> tuple[int, int] | None:
-    """(busy, total) CPU ticks of the whole machine since boot, or None where there is no /proc/stat."""
-    try:
-        with open("/proc/stat") as f:
-            user, nice, system, idle, iowait, irq, softirq, steal = map(int, f.readline().split()[1:9])
-    except (OSError, ValueError):
-        return None
-    busy = user + nice + system + irq + softirq + steal
-    return busy, busy + idle + iowait
