@@ -70,6 +70,29 @@ def test_hygiene_drops_a_planted_eval_copy_and_an_earlier_rounds_near_copy(tmp_p
     assert metrics["filter/near_dup/dropped_earlier"] == 1 and metrics["filter/contamination/dropped"] == 1
 
 
+def test_the_index_kept_across_rounds_decides_as_one_rebuilt_from_files(tmp_path):
+    """One monitor through three rounds (the index kept in memory, without the round's
+    contamination drops) and a fresh monitor per round (a resume: rebuilt from the saved
+    signatures) keep the same examples and count the same drops."""
+    eval_texts = ["Natalia sold clips to 48 of her friends in April and then half as many in May"]
+    eval_copy = "she sold clips to 48 of her friends in April and then half as many in May, a copy"
+    rounds = [[LONG, eval_copy, "a short clean answer of a few words", _near_copy(LONG)],
+              [_near_copy(LONG), eval_copy + " again", "a new answer nobody wrote before today", "a short clean answer of a few words"],
+              [LONG, "a new answer nobody wrote before today!", eval_copy, "the third round's own new answer here"]]
+    kept = {}
+    for how in ("kept", "rebuilt"):
+        path = tmp_path / how
+        live = _monitor(path, near_dup={"threshold": 0.8, "num_perm": 128})
+        for r, texts in enumerate(rounds, start=1):
+            ds = Dataset.from_dict({"prompt": [f"p{i}" for i in range(len(texts))], "completion": texts,
+                                    "prompt_id": [f"{r}-{i}" for i in range(len(texts))]})
+            monitor = live if how == "kept" else _monitor(path, near_dup={"threshold": 0.8, "num_perm": 128})
+            out, metrics = monitor.hygiene(r, ds, eval_texts)
+            kept.setdefault(how, []).append((out["prompt_id"][:], {k: v for k, v in metrics.items() if "seconds" not in k}))
+    assert kept["kept"] == kept["rebuilt"]
+    assert kept["kept"][1][0] == ["2-2"] and kept["kept"][2][0] == ["3-1", "3-3"]  # earlier copies and eval copies dropped
+
+
 def test_hygiene_can_be_switched_off(tmp_path):
     monitor = _monitor(tmp_path, near_dup={"enabled": False}, contamination={"enabled": False})
     ds = Dataset.from_dict({"prompt": ["x", "x"], "completion": [LONG, LONG], "prompt_id": ["a", "b"]})

@@ -73,12 +73,24 @@ class NearDupIndex:
                 of_round += 1
         return keep, of_earlier, of_round
 
+    def keep_only(self, earlier: int, admitted: np.ndarray) -> None:
+        """Forget what the last `admit` inserted after the first `earlier` signatures, then index
+        `admitted` (what the round finally kept): the state a rebuild from the saved files has."""
+        for key in range(earlier, len(self._signatures)):
+            self._lsh.remove(key)
+        del self._signatures[earlier:]
+        self.add(admitted)
+
+    def __len__(self) -> int:
+        return len(self._signatures)
+
     def _nearest_copy(self, row: np.ndarray) -> int | None:
-        """An indexed signature this one nearly copies (LSH candidates, confirmed by estimate)."""
-        for key in self._lsh.query(self._minhash(row)):
-            if np.mean(self._signatures[key] == row) >= self.threshold:
-                return key
-        return None
+        """The oldest indexed signature this one nearly copies (LSH candidates, confirmed by
+        estimate). The oldest, not the first the LSH returns: its set order depends on the
+        index's history, and a resumed run (index rebuilt from files) must count the same."""
+        matches = [key for key in self._lsh.query(self._minhash(row))
+                   if np.mean(self._signatures[key] == row) >= self.threshold]
+        return min(matches, default=None)
 
     def _insert(self, row: np.ndarray) -> None:
         self._lsh.insert(len(self._signatures), self._minhash(row), check_duplication=False)

@@ -41,6 +41,8 @@ class Monitor:
         self.cfg, self.run_path, self.seed = cfg, Path(run_path), seed
         self.embedder = Embedder(cfg.embedding_model, warn)
         self._eval_ngrams: EvalNgrams | None = None
+        self._index: NearDupIndex | None = None
+        self._index_next_round: int | None = None  # the round whose filter `_index` is ready for
 
     @property
     def alarms_file(self) -> Path:
@@ -62,10 +64,8 @@ class Monitor:
         start, keep, metrics = time.perf_counter(), list(range(len(examples))), {}
         near = self.cfg.near_dup
         if near.enabled and "completion" in examples.column_names:
-            index = NearDupIndex(near.threshold, near.num_perm)
-            earlier = load_signatures(self._signature_files(before=r))
-            if earlier is not None:
-                index.add(earlier)
+            index = self._near_dup_index(r)
+            indexed_before = len(index)
             signatures = minhash_signatures(examples["completion"][:], near.num_perm, near.shingle_words)
             mask, of_earlier, of_round = index.admit(signatures)
             keep = [i for i in keep if mask[i]]
@@ -80,10 +80,24 @@ class Monitor:
             keep = clean
         if near.enabled and "completion" in examples.column_names:
             save_signatures(self.monitor_dir(r) / "near_dup_signatures.npy", signatures[keep])
+            index.keep_only(indexed_before, signatures[keep])
+            self._index_next_round = r + 1  # it now holds rounds 1..r, as the files do
         if len(keep) < len(examples):
             examples = examples.select(keep)
         metrics["monitor/hygiene_seconds"] = time.perf_counter() - start
         return examples, metrics
+
+    def _near_dup_index(self, r: int) -> NearDupIndex:
+        """The kept signatures of rounds 1..r-1: kept from the last round in this process
+        (rebuilding it each round cost seconds that grew with the run), else from their files."""
+        if self._index is None or self._index_next_round != r:
+            near = self.cfg.near_dup
+            self._index = NearDupIndex(near.threshold, near.num_perm)
+            earlier = load_signatures(self._signature_files(before=r))
+            if earlier is not None:
+                self._index.add(earlier)
+        self._index_next_round = None  # until this round's filter finishes
+        return self._index
 
     def _signature_files(self, before: int) -> list[Path]:
         return [self.monitor_dir(r) / "near_dup_signatures.npy" for r in range(1, before)
