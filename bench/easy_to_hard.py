@@ -1,7 +1,7 @@
 """Easy -> hard: held-out greedy accuracy per difficulty level per round, for one or more runs
 of `configs/demo_easy_to_hard.yaml` (e.g. the curriculum and its no-curriculum control).
 
-    python bench/easy_to_hard.py runs/easy_to_hard runs/easy_to_hard_control [--seed-max 4] [--out F]
+    python bench/easy_to_hard.py runs/easy_to_hard runs/easy_to_hard_control [--seed-max 5] [--out F]
 
 Prints one table per run (rows: rounds, columns: levels, plus the mean over the levels harder
 than any seed example) and writes one panel per run to the PNG (default runs/easy_to_hard.png).
@@ -13,6 +13,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -64,9 +66,12 @@ def plot(runs: dict[str, list[dict]], seed_max: int, out: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+")
-    parser.add_argument("--seed-max", type=int, default=4, help="hardest level in the seed set [4]")
+    parser.add_argument("--seed-max", type=int, default=None,
+                        help="hardest level in the seed set [the first run's data.task.seed_max_operands]")
     parser.add_argument("--out", default="runs/easy_to_hard.png")
     args = parser.parse_args()
+    if args.seed_max is None:
+        args.seed_max = yaml.safe_load((Path(args.runs[0]) / "config.yaml").read_text())["data"]["task"]["seed_max_operands"]
     runs = {}
     for path in args.runs:
         rows = [json.loads(line) for line in (Path(path) / "metrics.jsonl").read_text().splitlines() if line.strip()]

@@ -47,6 +47,10 @@ class TaskConfig(Section):
     curriculum: bool = Field(False, description="Round r draws prompts of difficulty <= seed_max_operands + r only.")
     curriculum_levels: int | None = Field(None, ge=1, description="With curriculum: draw only the hardest this many "
                                           "levels of the pool (1 = the new level alone); null = every level up to it.")
+    curriculum_advance_at: float | None = Field(
+        None, gt=0, le=1, description="With curriculum: move one level harder only after a round in which at least this "
+        "share of the samples at the pool's hardest level reached update.threshold (a level is learned before the next "
+        "is asked); null = one level harder every round.")
     solution: Literal["chain", "rewrite", "aligned"] = Field(
         "chain", description="Worked-solution format (arithmetic): `chain` (one `a+b=c` step per line), `rewrite` "
         "(each step also carries the operands still to add: `3+5=8;+2+7`, so every step reads only the line above), "
@@ -59,14 +63,15 @@ class TaskConfig(Section):
             raise ValueError(f"solution: {self.solution} is a format of arithmetic solutions; drop it for kind: code")
         if self.solution == "aligned" and self.max_operand > 9:
             raise ValueError("solution: aligned needs one-digit operands (max_operand <= 9)")
+        for key in ("curriculum_levels", "curriculum_advance_at"):
+            if getattr(self, key) is not None and not self.curriculum:
+                raise ValueError(f"{key} shapes the curriculum: set curriculum: true (or drop {key})")
         if self.max_operands is None:
-            if self.seed_max_operands is not None or self.curriculum or self.curriculum_levels is not None:
-                raise ValueError("seed_max_operands and curriculum(_levels) need max_operands (the hardest level)")
+            if self.seed_max_operands is not None or self.curriculum:
+                raise ValueError("seed_max_operands and curriculum need max_operands (the hardest level)")
             return self
         if self.kind != "arithmetic":
             raise ValueError("max_operands (difficulty levels) is for kind: arithmetic")
-        if self.curriculum_levels is not None and not self.curriculum:
-            raise ValueError("curriculum_levels narrows the curriculum's pool: set curriculum: true (or drop it)")
         seed_max = self.seed_max_operands or self.max_operands
         if not self.num_operands <= seed_max <= self.max_operands:
             raise ValueError(f"need num_operands <= seed_max_operands <= max_operands, got "

@@ -31,7 +31,7 @@ from loop.monitor.monitor import Monitor
 from loop.tasks import curriculum_pool
 from loop.progress import BarCallback, phase_bar
 from loop.retention import prune_old_policies, prune_trainer_checkpoints
-from loop.rollouts import generate_shards, score, score_shards, seed_for
+from loop.rollouts import generate_shards, level_pass_rate, score, score_shards, seed_for
 from loop.rundir import RunDir, RunState
 from loop.tracking import Tracker
 from policies.engines import RolloutEngine, SamplingParams, build_engine
@@ -159,7 +159,8 @@ class Loop:
 
     # --- round r phases -------------------------------------------------------------------
     def _generate(self, r: int) -> dict:
-        pool, metrics = curriculum_pool(self.data.train, self.cfg.data.task, r)
+        pool, metrics = curriculum_pool(self.data.train, self.cfg.data.task, r, lambda earlier, level: level_pass_rate(
+            self._scored_path(earlier), level, self.cfg.update.threshold))
         prompts = round_prompts(pool, r, self.cfg.data.prompts_per_round, self.cfg.seed)
         metrics["generator/round"] = float(r - 1)
         if self.cfg.growth is not None:  # new problems written this round join its prompts

@@ -190,3 +190,10 @@ def _scored_features(rollout: Features, columns: dict) -> Features:
     per_reward = {c: Value("float64") if c.startswith("reward/") else Value("string")
                   for c in columns if c.startswith(("reward/", "reason/"))}
     return Features({**rollout, **SCORE, **per_reward})
+
+
+def level_pass_rate(scored_path: Path, level: int, threshold: float) -> float:
+    """Share of a round's samples at difficulty `level` whose reward reached `threshold` (0 if none)."""
+    table = pq.read_table(scored_path, columns=["difficulty", "reward"]).to_pydict()
+    at_level = [r for d, r in zip(table["difficulty"], table["reward"]) if d == level]
+    return sum(r is not None and r >= threshold for r in at_level) / len(at_level) if at_level else 0.0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import operator
 import random
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from datasets import Dataset
@@ -21,6 +22,7 @@ from loop.config import TaskConfig
 APPLY = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 WORDS = {"+": "add {x}", "-": "subtract {x}", "*": "multiply by {x}"}
 CODE_TEST_INPUTS = (0, 1, 5)
+FILLER = string.digits + "+|"  # what an `aligned` field's unused columns hold
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class Problem:
 def _solve(operands: list[int], ops: list[str], solution: str = "chain", field: str = "") -> tuple[str, int]:
     """Left to right, one step per line. `rewrite` appends what is left to add (`3+5=8;+2+7`), so
     a step needs only the line above it, never the k-th operand of the prompt. `aligned` works on
-    the prompt's fixed-width `field` (the problem, then filler letters): each line carries the
+    the prompt's fixed-width `field` (the problem, `|`, then filler): each line carries the
     field with the consumed operands cut off, in the same columns, so every character of a step
     is read from a fixed offset in the line above, for 4 operands as for 8."""
     lines, acc = [], operands[0]
@@ -43,7 +45,7 @@ def _solve(operands: list[int], ops: list[str], solution: str = "chain", field: 
     for i, (op, x) in enumerate(zip(ops, operands[1:])):
         new = APPLY[op](acc, x)
         if solution == "aligned":  # one-digit operands: the rest starts 2 columns further each step
-            width = len(str(9 * ((len(field) - 1) // 2)))  # the largest running total
+            width = len(str(9 * (len(field) // 2)))  # the largest running total
             lines.append(f"{acc:>{width}}{op}{x}={new:>{width}};{field[2 * i + 3:]}{'.' * (2 * i)}")
         else:
             lines.append(f"{acc}{op}{x}={new}" + (";" + "".join(pending[i + 1:]) if solution == "rewrite" else ""))
@@ -65,11 +67,13 @@ def _arithmetic(rng: random.Random, cfg: TaskConfig, levels: range | None = None
 
 
 def _aligned_field(expr: str, max_operands: int) -> str:
-    """The problem padded to one width for every level with letters drawn per problem (seeded by
-    it): columns that only harder problems fill are not blank in easy ones, so what the model
-    learns there is to copy, whatever the column holds."""
+    """The problem, `|`, then filler drawn per problem (seeded by it) from the problem's own
+    characters, to one width for every level. Columns that only harder problems use hold digits,
+    `+` and `|` in easy ones too, so what the model learns there is to copy any character; the
+    first `|` alone ends the problem (a column's content never does)."""
     filler = random.Random(expr)
-    return expr + "".join(filler.choice(string.ascii_lowercase) for _ in range(2 * max_operands + 1 - len(expr)))
+    width = 2 * max_operands + 2  # the longest problem and its `|`
+    return expr + "|" + "".join(filler.choice(FILLER) for _ in range(width - len(expr) - 1))
 
 
 def _code(rng: random.Random, cfg: TaskConfig, levels: range | None = None) -> Problem:
@@ -108,13 +112,33 @@ def generate_task(cfg: TaskConfig, seed: int) -> dict[str, list[Problem]]:
     return splits
 
 
-def curriculum_pool(train: Dataset, task: TaskConfig | None, round_idx: int) -> tuple[Dataset, dict[str, float]]:
-    """The training prompts round r draws from: with `task.curriculum`, levels up to one harder
-    per round than the seed set's hardest (`seed_max_operands + r`), only the hardest
-    `curriculum_levels` of them if set; otherwise all of them."""
+def curriculum_top(task: TaskConfig, round_idx: int, frontier_pass: Callable[[int, int], float]) -> int:
+    """The hardest level round r draws from: one past the seed set's hardest in round 1, then one
+    more each round, or, with `curriculum_advance_at`, one more only after a round whose pass rate
+    at its hardest level (`frontier_pass(round, level)`) reached it: a fixed schedule outruns a
+    model that has not learned the last level yet, and a level with no passing sample teaches
+    nothing. Derived from earlier rounds' results, so a resumed run draws the same levels."""
+    seed_top = task.seed_max_operands or task.max_operands
+    if task.curriculum_advance_at is None:
+        return min(seed_top + round_idx, task.max_operands)
+    top = min(seed_top + 1, task.max_operands)
+    for earlier in range(1, round_idx):
+        if top < task.max_operands and frontier_pass(earlier, top) >= task.curriculum_advance_at:
+            top += 1
+    return top
+
+
+def curriculum_pool(train: Dataset, task: TaskConfig | None, round_idx: int,
+                    frontier_pass: Callable[[int, int], float] | None = None) -> tuple[Dataset, dict[str, float]]:
+    """The training prompts round r draws from: with `task.curriculum`, levels up to
+    `curriculum_top`, only the hardest `curriculum_levels` of them if set; otherwise all of them."""
     if task is None or not task.curriculum:
         return train, {}
-    top = min((task.seed_max_operands or task.max_operands) + round_idx, task.max_operands)
+    top = curriculum_top(task, round_idx, frontier_pass or _no_frontier_pass)
     bottom = top - task.curriculum_levels + 1 if task.curriculum_levels else task.num_operands
     pool = train.filter(lambda row: bottom <= row["difficulty"] <= top)
     return pool, {"curriculum/max_difficulty": float(top), "curriculum/pool": float(len(pool))}
+
+
+def _no_frontier_pass(round_idx: int, level: int) -> float:
+    raise ValueError("curriculum_advance_at needs the pass rates of earlier rounds")

@@ -38,7 +38,8 @@ def test_single_level_tasks_draw_the_same_problems_as_before():
 
 
 @pytest.mark.parametrize("bad", [{"seed_max_operands": 6}, {"max_operands": None}, {"kind": "code"},
-                                 {"curriculum": False, "curriculum_levels": 2}])
+                                 {"curriculum": False, "curriculum_levels": 2},
+                                 {"curriculum": False, "curriculum_advance_at": 0.2}, {"curriculum_advance_at": 0}])
 def test_inconsistent_levels_are_refused(bad):
     with pytest.raises(ValueError):
         TaskConfig(**{**TASK, "curriculum": True, **bad})
@@ -60,6 +61,36 @@ def test_curriculum_pool_extends_one_level_per_round(tmp_path: Path):
         scored = Dataset.from_parquet(str(run / f"round_{r:03d}" / "scored.parquet"))
         assert max(scored["difficulty"]) <= 3 + r
         assert rows[r]["curriculum/max_difficulty"] == 3 + r
+
+
+def test_curriculum_advances_only_after_a_round_that_passed_its_hardest_level():
+    from loop.tasks import curriculum_top
+
+    task = TaskConfig(**TASK, curriculum=True, curriculum_advance_at=0.2)  # seed levels 2-3, hardest 5
+    rates = {(1, 4): 0.1, (2, 4): 0.25}  # level 4 learned in round 2; 5 is the hardest there is
+    asked = []
+
+    def frontier_pass(round_idx: int, level: int) -> float:
+        asked.append((round_idx, level))
+        return rates[round_idx, level]
+
+    assert [curriculum_top(task, r, frontier_pass) for r in range(1, 6)] == [4, 4, 5, 5, 5]
+    assert set(asked) == {(1, 4), (2, 4)}  # each round's own hardest level, until the last level
+    fixed = TaskConfig(**TASK, curriculum=True)
+    assert [curriculum_top(fixed, r, frontier_pass) for r in range(1, 5)] == [4, 5, 5, 5]
+
+
+@pytest.mark.parametrize("threshold, levels", [(0.0, [4, 5]), (100.0, [4, 4])])
+def test_the_run_advances_its_curriculum_by_what_passed(tmp_path: Path, threshold, levels):
+    # threshold 0 passes every sample (level 4 learned: round 2 asks level 5); 100 passes none.
+    config = write_config(tmp_path, rounds=2, control__enabled=False, data__prompts_per_round=8,
+                          update__threshold=threshold,
+                          data__task={**TASK, "curriculum": True, "curriculum_advance_at": 0.5})
+    assert main(["run", str(config)]) == 0
+    run = tmp_path / "runs" / "tiny"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [rows[r]["curriculum/max_difficulty"] for r in (1, 2)] == levels
+    assert max(Dataset.from_parquet(str(run / "round_002" / "scored.parquet"))["difficulty"]) == levels[1]
 
 
 def test_rewrite_solutions_carry_what_is_left_and_pass_the_verifiers():
@@ -93,16 +124,18 @@ def test_aligned_solutions_have_one_width_at_every_level_and_pass_the_verifiers(
 
     splits = generate_task(TaskConfig(**TASK, solution="aligned"), seed=0)
     problems = splits["train"] + splits["seed"]
-    assert len({len(p.prompt) for p in problems}) == 1  # the prompt too: "Q:3+5......"
+    assert len({len(p.prompt) for p in problems}) == 1  # the prompt too: "Q:3+5|2+90|..."
     assert {p.difficulty for p in problems} == {2, 3, 4, 5}
     step_lines = {len(line) for p in problems for line in p.rationale.splitlines()[:-1]}
     assert len(step_lines) == 1, step_lines  # every step line, whatever the level
     for p in problems[:40]:
-        operands = re.findall(r"\d", p.prompt)
+        operands = re.findall(r"\d", p.prompt.split("|")[0])
         for i, line in enumerate(p.rationale.splitlines()[:-1]):
             rest = "".join(f"+{x}" for x in operands[i + 2:])
-            assert line.split(";")[1].startswith(rest)  # then filler letters (and dots)
-            assert re.fullmatch("[a-z.]+", line.split(";")[1][len(rest):])
+            assert line.split(";")[1].startswith(rest + "|")  # then the filler (and dots)
+            assert re.fullmatch(r"\|[0-9+|]*\.*", line.split(";")[1][len(rest):])
+    filler = "".join(p.prompt.split("|", 1)[1] for p in problems)
+    assert set(filler) == set("0123456789+|\n")  # columns only harder problems use hold every character
     steps, answer = build_reward("steps", all_or_nothing=True), build_reward("math")
     texts, prompts = [p.rationale for p in problems], [p.prompt for p in problems]
     assert set(steps(prompts, texts)) == {1.0}
