@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 
 from policies.engines import RolloutConfig, RolloutEngine, build_engine
 from policies.model_config import ModelConfig
+from rewards import passes
 from rewards.section import Section
 
 TEACHER_DIR = "teacher_rollouts"
@@ -59,7 +60,7 @@ def failed_prompts(scored: Dataset, threshold: float) -> list[str]:
     """Prompts none of whose samples reach `threshold` (gated or unscored samples never do)."""
     solved: dict[str, bool] = defaultdict(bool)
     for pid, reward in zip(scored["prompt_id"][:], scored["reward"][:]):
-        solved[pid] |= reward is not None and reward >= threshold
+        solved[pid] |= passes(reward, threshold)
     return [pid for pid, ok in solved.items() if not ok]
 
 

@@ -22,7 +22,7 @@ from datasets import Dataset, Features, Value, concatenate_datasets
 from policies.atomic import parquet_rows, save_parquet
 from policies.engines.base import RolloutEngine, SamplingParams
 from policies.schema import PROMPT, ROLLOUT, SCORE
-from rewards import WeightedReward, score_all
+from rewards import WeightedReward, passes, score_all
 
 
 def seed_for(*parts: object) -> int:
@@ -196,4 +196,4 @@ def level_pass_rate(scored_path: Path, level: int, threshold: float) -> float:
     """Share of a round's samples at difficulty `level` whose reward reached `threshold` (0 if none)."""
     table = pq.read_table(scored_path, columns=["difficulty", "reward"]).to_pydict()
     at_level = [r for d, r in zip(table["difficulty"], table["reward"]) if d == level]
-    return sum(r is not None and r >= threshold for r in at_level) / len(at_level) if at_level else 0.0
+    return sum(passes(r, threshold) for r in at_level) / len(at_level) if at_level else 0.0

@@ -129,16 +129,12 @@ def curriculum_top(task: TaskConfig, round_idx: int, frontier_pass: Callable[[in
 
 
 def curriculum_pool(train: Dataset, task: TaskConfig | None, round_idx: int,
-                    frontier_pass: Callable[[int, int], float] | None = None) -> tuple[Dataset, dict[str, float]]:
+                    frontier_pass: Callable[[int, int], float]) -> tuple[Dataset, dict[str, float]]:
     """The training prompts round r draws from: with `task.curriculum`, levels up to
     `curriculum_top`, only the hardest `curriculum_levels` of them if set; otherwise all of them."""
     if task is None or not task.curriculum:
         return train, {}
-    top = curriculum_top(task, round_idx, frontier_pass or _no_frontier_pass)
+    top = curriculum_top(task, round_idx, frontier_pass)
     bottom = top - task.curriculum_levels + 1 if task.curriculum_levels else task.num_operands
     pool = train.filter(lambda row: bottom <= row["difficulty"] <= top)
     return pool, {"curriculum/max_difficulty": float(top), "curriculum/pool": float(len(pool))}
-
-
-def _no_frontier_pass(round_idx: int, level: int) -> float:
-    raise ValueError("curriculum_advance_at needs the pass rates of earlier rounds")

@@ -19,7 +19,7 @@ and combine them with `score_all`; a reward with a `gate` is a filter stage.
 """
 
 from rewards.code import CodeReward
-from rewards.compose import ScoreTable, WeightedReward, as_trl, score_all
+from rewards.compose import ScoreTable, WeightedReward, as_trl, passes, score_all
 from rewards.extract import extract_answer
 from rewards.filters import LengthReward, MajorityReward, RepetitionReward
 from rewards.format import FormatReward

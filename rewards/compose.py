@@ -99,6 +99,11 @@ def score_all(
     return table
 
 
+def passes(total: float | None, threshold: float) -> bool:
+    """Whether a sample's weighted total keeps it: gated and unjudged samples (None) never do."""
+    return total is not None and total >= threshold
+
+
 def _per_sample(value: Any, n: int) -> bool:
     """A dataset column (one value per sample), as opposed to TRL extras like `trainer_state`."""
     return isinstance(value, (list, tuple)) and len(value) == n

@@ -115,7 +115,8 @@ def test_curriculum_levels_keeps_only_the_hardest_levels_of_the_pool():
 
     train = Dataset.from_dict({"prompt": [f"p{d}" for d in range(2, 6)], "difficulty": list(range(2, 6))})
     for levels, round_idx, expected in [(None, 1, [2, 3, 4]), (1, 1, [4]), (2, 2, [4, 5]), (2, 5, [4, 5])]:
-        pool, metrics = curriculum_pool(train, TaskConfig(**TASK, curriculum=True, curriculum_levels=levels), round_idx)
+        pool, metrics = curriculum_pool(train, TaskConfig(**TASK, curriculum=True, curriculum_levels=levels), round_idx,
+                                         lambda *_: 0.0)
         assert pool["difficulty"] == expected and metrics["curriculum/pool"] == len(expected)
 
 

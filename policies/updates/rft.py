@@ -18,6 +18,7 @@ from policies.launch import train
 from policies.training import TrainJob, TrainResult
 from policies.schema import ACCEPT_RATE, SFT_EXAMPLE
 from policies.updates.base import BuildContext
+from rewards import passes
 
 
 # Rows read at a time: the filter holds one batch of rows plus per-prompt counts, however
@@ -61,7 +62,7 @@ def pass_counts(scored: Dataset, threshold: float) -> dict[str, list[int]]:
     for _, pid, reward in _rows(scored, ["prompt_id", "reward"]):
         entry = counts.setdefault(pid, [0, 0])
         entry[0] += 1
-        entry[1] += reward is not None and reward >= threshold
+        entry[1] += passes(reward, threshold)
     return counts
 
 
