@@ -14,6 +14,7 @@ same metrics as an uninterrupted one.
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 
@@ -67,6 +68,10 @@ class Loop:
     # --- driver ---------------------------------------------------------------------------
     def run_all(self) -> None:
         self.data = load_task_data(self.cfg.data, self.cfg.seed, self.run.data_dir)
+        # What is alive now (torch, transformers, TRL, the task data: ~500k objects) lives as
+        # long as the process. Out of the collector's sight, a full collection (every Trainer's
+        # end calls one, and allocation-heavy phases trigger more) costs ~0 s instead of ~0.3 s.
+        gc.freeze()
         for r in range(self.state.round, self.cfg.rounds + 1):
             for phase in self._phases(r):
                 if not self._done(r, phase):

@@ -115,6 +115,42 @@ def test_sampled_logprob_is_the_policy_loglikelihood_at_temperature_one(engine, 
     assert all(c.sum_logprob <= 0 for row in rows for c in row)
 
 
+def test_samples_follow_the_policy_not_shipped_or_library_sampling_defaults(tiny_model_dir, tmp_path):
+    # A checkpoint may ship sampling defaults (Qwen: top_k=20, repetition_penalty=1.05) and
+    # transformers adds its own (top_k=50). The engine samples at the temperature and top_p asked,
+    # from the whole vocabulary: on this near-uniform random model, about half of the first
+    # tokens fall outside the policy's 50 likeliest, as the policy's own probabilities say.
+    model = load_model(tiny_model_dir, device="cpu")
+    model.generation_config.update(do_sample=True, top_k=1, repetition_penalty=5.0)
+    checkpoint = save_policy(model, load_tokenizer(tiny_model_dir), tmp_path / "shipped_defaults")
+    engine = HFEngine(checkpoint, "round_000", batch_size=512, device="cpu")
+    prompt = "Q:12+7-3\n"
+    with torch.no_grad():
+        probs = torch.softmax(engine.model(torch.tensor([char_ids(engine.tokenizer, prompt)])).logits[0, -1], -1)
+    top50 = set(probs.topk(50).indices.tolist())
+    expected_outside = 1 - probs[list(top50)].sum().item()
+
+    [row] = sample(engine, [prompt], SamplingParams(n=512, temperature=1.0, max_new_tokens=1), seed=0)
+    first = [char_ids(engine.tokenizer, c.text)[0] for c in row if c.text]
+    outside = sum(token not in top50 for token in first) / len(first)
+
+    assert expected_outside > 0.3 and len(first) > 400
+    assert outside == pytest.approx(expected_outside, abs=0.08)
+    assert len(set(first)) > 50
+
+
+def test_static_and_dynamic_kv_cache_sample_the_same(tiny_model_dir):
+    # The static cache (the default) attends over a full-length, masked cache; the dynamic one
+    # over a growing cache. Same seed: same tokens, log-probs equal to float rounding.
+    static = HFEngine(tiny_model_dir, "round_000", batch_size=8, device="cpu")
+    dynamic = HFEngine(tiny_model_dir, "round_000", batch_size=8, device="cpu", kv_cache="dynamic")
+    params = SamplingParams(n=3, temperature=1.0, max_new_tokens=MAX_NEW)
+    rows_static, rows_dynamic = sample(static, PROMPTS, params, seed=5), sample(dynamic, PROMPTS, params, seed=5)
+    pairs = [(a, b) for ra, rb in zip(rows_static, rows_dynamic) for a, b in zip(ra, rb)]
+    assert [a.text for a, _ in pairs] == [b.text for _, b in pairs]
+    assert [a.sum_logprob for a, _ in pairs] == pytest.approx([b.sum_logprob for _, b in pairs], abs=1e-4)
+
+
 # --- seeding --------------------------------------------------------------------------
 
 

@@ -48,10 +48,13 @@ class NearDupIndex:
     """An LSH index over kept completions' signatures; `admit` keeps a text only if it is new."""
 
     def __init__(self, threshold: float, num_perm: int):
-        from datasketch import MinHashLSH
+        from datasketch import MinHash, MinHashLSH
 
         self.threshold, self.num_perm = threshold, num_perm
         self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        # A MinHash made without them draws its permutations anew (~0.2 ms); the index only
+        # compares hash values, so every wrapper shares one set.
+        self._permutations = MinHash(num_perm=num_perm, scheme=_SCHEME).permutations
         self._signatures: list[np.ndarray] = []
 
     def add(self, signatures: np.ndarray) -> None:
@@ -99,7 +102,7 @@ class NearDupIndex:
     def _minhash(self, row: np.ndarray):
         from datasketch import MinHash
 
-        return MinHash(num_perm=self.num_perm, hashvalues=row, scheme=_SCHEME)
+        return MinHash(num_perm=self.num_perm, hashvalues=row, permutations=self._permutations, scheme=_SCHEME)
 
 
 def save_signatures(path: Path, signatures: np.ndarray) -> None:

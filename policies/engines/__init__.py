@@ -17,7 +17,8 @@ def build_engine(rollout: RolloutConfig, model: ModelConfig, checkpoint: str | P
     if rollout.engine == "hf":
         from policies.engines.hf import HFEngine
 
-        return HFEngine(checkpoint, generator_id, rollout.batch_size, model.dtype, tokenizer_path=model.tokenizer)
+        return HFEngine(checkpoint, generator_id, rollout.batch_size, model.dtype, tokenizer_path=model.tokenizer,
+                        kv_cache=rollout.kv_cache)
     if rollout.engine == "vllm_server":
         from policies.engines.vllm_server import VLLMServerEngine
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StaticCache
 
 from policies.checkpoint import swap_weights
 from policies.engines.base import Completion, SamplingParams
@@ -41,15 +41,25 @@ class _LogprobRecorder(LogitsProcessor):
 
 class HFEngine:
     def __init__(self, model_path: str | Path, generator_id: str, batch_size: int = 256,
-                 dtype: str = "float32", device: str | None = None, tokenizer_path: str | Path | None = None):
+                 dtype: str = "float32", device: str | None = None, tokenizer_path: str | Path | None = None,
+                 kv_cache: str = "static"):
         self.tokenizer = load_tokenizer(tokenizer_path or model_path)
         self.tokenizer.padding_side = "left"  # decoder-only models generate after the prompt
         self.model = load_model(model_path, dtype=dtype, device=device)
         self.batch_size = batch_size
+        self.kv_cache = kv_cache
         self.generator_id = generator_id
         eos = self.model.generation_config.eos_token_id
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         self._eos_ids = sorted({*eos, self.tokenizer.eos_token_id} - {None})
+        # `generate` fills every field our config leaves unset from the model's
+        # generation_config.json (Qwen ships top_k=20, repetition_penalty=1.05, ...) and then
+        # from transformers' global defaults (top_k=50): samples would not come from the policy
+        # that `sum_logprob` scores. Keep only the token ids, and state top_k off below.
+        shipped = self.model.generation_config
+        self.model.generation_config = GenerationConfig(
+            bos_token_id=shipped.bos_token_id, eos_token_id=shipped.eos_token_id,
+            pad_token_id=shipped.pad_token_id, decoder_start_token_id=shipped.decoder_start_token_id)
 
     def generate(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
         if params.temperature == 0 and params.n > 1:  # greedy samples are identical: decode once
@@ -69,14 +79,13 @@ class HFEngine:
         """Nothing freed: weights are swapped into this model in place, so it stays loaded."""
 
     def _generation_config(self, params: SamplingParams) -> GenerationConfig:
-        # A fresh config, so sampling defaults shipped with the model (top_k=20, ...) don't leak in.
         sample = params.temperature > 0
         return GenerationConfig(
             max_new_tokens=params.max_new_tokens,
             do_sample=sample,
             temperature=params.temperature if sample else None,
             top_p=params.top_p if sample else None,
-            top_k=None,
+            top_k=0,  # None would mean transformers' default, 50
             num_return_sequences=params.n,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self._eos_ids,
@@ -92,6 +101,7 @@ class HFEngine:
             **enc,
             generation_config=self._generation_config(params),
             logits_processor=LogitsProcessorList([recorder]),
+            cache=self._cache(enc["input_ids"].shape[1] + params.max_new_tokens),
             tokenizer=self.tokenizer if params.stop else None,
         )
         new_tokens = sequences[:, enc["input_ids"].shape[1] :]
@@ -104,6 +114,16 @@ class HFEngine:
             text = _cut_at_stop(self.tokenizer.decode(row[:length], skip_special_tokens=True), params.stop)
             flat.append(Completion(text, length, total, "stop" if done else "length"))
         return [flat[i : i + params.n] for i in range(0, len(flat), params.n)]
+
+    def _cache(self, length: int) -> StaticCache | None:
+        """A cache of this call's full length, or None (`generate` grows a dynamic one).
+
+        A dynamic cache concatenates every layer's keys and values at every step: a copy of
+        the whole cache per token, a fifth of a decode step on the CPU demo. A static one is
+        written in place; it is made per call so that its length is this call's, not the
+        longest any earlier call asked for (what `cache_implementation="static"` would keep).
+        """
+        return StaticCache(config=self.model.config, max_cache_len=length) if self.kv_cache == "static" else None
 
     def _lengths(self, new_tokens: torch.Tensor, stop: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         """Tokens each row really generated (through its EOS or stop string), and whether it stopped.
