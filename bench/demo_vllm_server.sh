@@ -43,7 +43,7 @@ echo "stand-in servers: ${urls[*]}"
 servers="[${urls[0]}, ${urls[1]}]"
 common=(--set "seed=$SEED" --set tracking.wandb=false)
 /usr/bin/time -f "vllm_server wall %e s" loop run configs/demo.yaml "${common[@]}" --set "name=demo_vllm_server_seed$SEED" \
-  --set rollout.engine=vllm_server --set "rollout.servers=$servers"
+  --set rollout.engine=vllm_server --set "rollout.servers=$servers" --set rollout.kv_cache=dynamic
 /usr/bin/time -f "hf wall %e s" loop run configs/demo.yaml "${common[@]}" --set "name=demo_hf_seed$SEED"
 
 "$PY" - "runs/demo_hf_seed$SEED" "runs/demo_vllm_server_seed$SEED" <<'PY'

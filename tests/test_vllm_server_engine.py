@@ -184,7 +184,7 @@ def test_factory_builds_the_configured_server_engine(tiny_model_dir):
     ({"engine": "vllm_server", "servers": ["node1:8000"]}, "is not a URL"),
     ({"engine": "hf", "vllm": {"gpu_memory_utilization": 0.3}}, "vllm options are used only"),
     ({"engine": "hf", "server": {"retries": 1}}, "server options are used only"),
-    ({"engine": "vllm_server", "servers": ["http://127.0.0.1:8000"], "kv_cache": "static"}, "kv_cache is used only by"),
+    ({"engine": "vllm_server", "servers": ["http://127.0.0.1:8000"], "kv_cache": "static"}, "kv_cache: static is used only by"),
 ])
 def test_rollout_engine_options_are_validated(section, message):
     with pytest.raises(ValueError, match=message):

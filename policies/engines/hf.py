@@ -42,7 +42,7 @@ class _LogprobRecorder(LogitsProcessor):
 class HFEngine:
     def __init__(self, model_path: str | Path, generator_id: str, batch_size: int = 256,
                  dtype: str = "float32", device: str | None = None, tokenizer_path: str | Path | None = None,
-                 kv_cache: str = "static"):
+                 kv_cache: str = "dynamic"):
         self.tokenizer = load_tokenizer(tokenizer_path or model_path)
         self.tokenizer.padding_side = "left"  # decoder-only models generate after the prompt
         self.model = load_model(model_path, dtype=dtype, device=device)
@@ -120,8 +120,10 @@ class HFEngine:
 
         A dynamic cache concatenates every layer's keys and values at every step: a copy of
         the whole cache per token, a fifth of a decode step on the CPU demo. A static one is
-        written in place; it is made per call so that its length is this call's, not the
-        longest any earlier call asked for (what `cache_implementation="static"` would keep).
+        written in place but attends over its full length from the first step, so it pays
+        only when batches run to max_new_tokens. It is made per call so that its length is
+        this call's, not the longest any earlier call asked for (what
+        `cache_implementation="static"` would keep).
         """
         return StaticCache(config=self.model.config, max_cache_len=length) if self.kv_cache == "static" else None
 
