@@ -24,7 +24,7 @@ SMALL = {
 @pytest.mark.parametrize("update", [
     {"algorithm": "rft", "threshold": 99.0},  # no reward reaches 99
     {"algorithm": "rft", "threshold": 99.0, "replay_fraction": 0.5},  # nothing to mix seed data into
-    {"algorithm": "dpo", "threshold": 99.0},  # no chosen sample, so no pair
+    {"algorithm": "dpo", "dpo": {"min_margin": 99.0}},  # rewards are 0 or 1: no pair beats a margin of 99
 ], ids=["rft", "rft-replay", "dpo"])
 def test_round_that_keeps_nothing_keeps_the_policy_and_goes_on(tmp_path: Path, capsys, update):
     config = write_config(tmp_path, **SMALL, update={"batch_size": 4, "seed_epochs": 0, **update})
