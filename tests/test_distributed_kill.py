@@ -5,7 +5,6 @@ metrics of an uninterrupted run."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from conftest import comparable
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,11 +50,6 @@ def ranks_of(job_file: Path) -> list[int]:
         except OSError:
             continue
     return pids
-
-
-def comparable(run: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in row.items() if not k.startswith("time/") and k != "swap/seconds"} for row in rows]
 
 
 @pytest.mark.slow
