@@ -373,10 +373,11 @@ def main() -> None:
 
 
 def concurrent(args: argparse.Namespace, cfg: LoopConfig, imports: float) -> tuple[float, list[dict], float]:
-    """Both loops at once, `loop run` on core 1 and this process on core 0: whatever the
+    """Both loops at once, `loop run` on one core and this process on another: whatever the
     machine's speed does during those minutes, both see it (run one after the other, the same
     pair measured 1.08x and 1.30x an hour apart here)."""
-    if args.threads != 1 or len(os.sched_getaffinity(0)) < 2:
+    cores = sorted(os.sched_getaffinity(0))  # the cores we may use, not necessarily 0 and 1
+    if args.threads != 1 or len(cores) < 2:
         sys.exit("--concurrent needs --threads 1 and at least 2 cores")
     previous = Path(cfg.runs_dir) / args.name / "metrics.jsonl"
     if not previous.exists():
@@ -384,9 +385,10 @@ def concurrent(args: argparse.Namespace, cfg: LoopConfig, imports: float) -> tup
                  f"run once without --concurrent first")
     steps = steps_of(read_rows(previous.parent))
     start = time.perf_counter()
-    proc = start_loop_run(args, cfg, core=1)
-    os.sched_setaffinity(0, {0})
-    print(f"hand-written on core 0 at the same time, taking the steps of the earlier `loop run`: {steps}", flush=True)
+    proc = start_loop_run(args, cfg, core=cores[1])
+    os.sched_setaffinity(0, {cores[0]})
+    print(f"hand-written on core {cores[0]} at the same time, taking the steps of the earlier `loop run`: {steps}",
+          flush=True)
     ours = handwritten(cfg, steps) + imports
     wall, rows = finish_loop_run(proc, start, args, cfg)
     if steps_of(rows) != steps:
