@@ -11,6 +11,10 @@ of three ways to draw `n` samples for each of the same prompts with the same mod
     sequential  `model.generate` once per sample (batch of 1), the naive loop; `--per-prompt`
                 makes it one call per prompt with num_return_sequences=n instead
 
+The engine runs each prompt through the model once for its n samples (raw `generate` repeats
+it n times first), so its lead grows with the prompt's length and n: `--shots K` puts K worked
+problems before each prompt, the length of a real task's few-shot prompt.
+
 Goals: engine >= 0.95x raw (log-probs and bookkeeping are nearly free; issue 15 asks 1.3x)
 and engine >= 10x sequential (batching is what the engine is for). The model is the demo's tiny Qwen2
 (`model.tiny` in configs/demo.yaml, random weights) unless `--model` names a saved policy,
@@ -23,6 +27,7 @@ spin-waiting against other processes make single timings vary by 10x or more.
 
     python bench/engine_throughput.py                      # 256 prompts x n=4, 40 new tokens
     python bench/engine_throughput.py --prompts 512 --repeats 7 --model runs/demo/round_000/checkpoint
+    python bench/engine_throughput.py --shots 3 --n 8   # ~150-token few-shot prompts, 8 samples each
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--model", default=None, help="a saved policy dir; default: build the config's tiny model")
     p.add_argument("--prompts", type=int, default=256)
     p.add_argument("--n", type=int, default=None, help="samples per prompt (default: rollout.n)")
+    p.add_argument("--shots", type=int, default=0,
+                   help="worked seed problems put before each prompt: a few-shot prompt, as long as real tasks' are")
     p.add_argument("--max-new-tokens", type=int, default=None, help="default: rollout.max_new_tokens")
     p.add_argument("--batch-size", type=int, default=None, help="sequences per call (default: rollout.batch_size)")
     p.add_argument("--repeats", type=int, default=5)
@@ -112,8 +119,10 @@ def main() -> None:
     engine = HFEngine(model_dir, "bench", batch_size=batch_size, dtype=cfg.model.dtype, kv_cache=cfg.rollout.kv_cache)
     dynamic = HFEngine(model_dir, "bench", batch_size=batch_size, dtype=cfg.model.dtype, kv_cache="dynamic")
     task = cfg.data.task.model_copy(update={"train_size": max(args.prompts, cfg.data.task.train_size)})
-    problems = generate_task(task, cfg.seed)["train"][: args.prompts]
-    prompts = [render_prompt(engine.tokenizer, p.prompt, cfg.model.chat_template) for p in problems]
+    splits = generate_task(task, cfg.seed)
+    shots = "".join(f"{s.prompt}{s.rationale}\n" for s in splits["seed"][: args.shots])
+    prompts = [render_prompt(engine.tokenizer, shots + p.prompt, cfg.model.chat_template)
+               for p in splits["train"][: args.prompts]]
     params = SamplingParams(n=n, temperature=1.0, max_new_tokens=max_new)
     per_call = max(1, batch_size // n)
     raw = RawGenerate(engine.model, engine.tokenizer, 1.0, max_new)
@@ -131,7 +140,8 @@ def main() -> None:
 
     measures = {"engine": lambda: run_engine(prompts), "dynamic": lambda: run_engine(prompts, dynamic),
                 "raw": lambda: raw(prompts, per_call, n), "sequential": run_sequential}
-    print(f"model {model_dir} | {len(prompts)} prompts x n={n}, max_new_tokens={max_new}, "
+    prompt_tokens = statistics.mean(len(engine.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
+    print(f"model {model_dir} | {len(prompts)} prompts of {prompt_tokens:.0f} tokens x n={n}, max_new_tokens={max_new}, "
           f"{per_call} prompts/call | sequential: {len(seq_prompts) * n} samples, "
           f"{'per prompt' if args.per_prompt else 'per sample'} | threads {torch.get_num_threads()}")
     run_engine(prompts[:per_call])  # warm-up: allocator, kernels, tokenizer caches

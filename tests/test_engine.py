@@ -140,15 +140,36 @@ def test_samples_follow_the_policy_not_shipped_or_library_sampling_defaults(tiny
 
 
 def test_static_and_dynamic_kv_cache_sample_the_same(tiny_model_dir):
-    # The static cache (the default) attends over a full-length, masked cache; the dynamic one
+    # The static cache attends over a full-length, masked cache; the dynamic one (the default)
     # over a growing cache. Same seed: same tokens, log-probs equal to float rounding.
-    static = HFEngine(tiny_model_dir, "round_000", batch_size=8, device="cpu")
+    static = HFEngine(tiny_model_dir, "round_000", batch_size=8, device="cpu", kv_cache="static")
     dynamic = HFEngine(tiny_model_dir, "round_000", batch_size=8, device="cpu", kv_cache="dynamic")
     params = SamplingParams(n=3, temperature=1.0, max_new_tokens=MAX_NEW)
     rows_static, rows_dynamic = sample(static, PROMPTS, params, seed=5), sample(dynamic, PROMPTS, params, seed=5)
     pairs = [(a, b) for ra, rb in zip(rows_static, rows_dynamic) for a, b in zip(ra, rb)]
     assert [a.text for a, _ in pairs] == [b.text for _, b in pairs]
     assert [a.sum_logprob for a, _ in pairs] == pytest.approx([b.sum_logprob for _, b in pairs], abs=1e-4)
+
+
+@pytest.mark.parametrize("kv_cache", ["dynamic", "static"])
+def test_prompt_run_once_for_its_n_samples_samples_as_generate_does(tiny_model_dir, kv_cache):
+    # The engine runs each prompt through the model once and copies its cache to its n samples;
+    # transformers' `generate` repeats each prompt n times first. Same seed, same sampling
+    # settings: the same tokens, on left-padded prompts (one of them a single token).
+    engine = HFEngine(tiny_model_dir, "round_000", batch_size=64, device="cpu", kv_cache=kv_cache)
+    params = SamplingParams(n=4, temperature=1.0, max_new_tokens=MAX_NEW)
+    texts = [c.text for row in sample(engine, PROMPTS, params, seed=11) for c in row]
+
+    tokenizer, model = engine.tokenizer, load_model(tiny_model_dir, device="cpu")
+    enc = tokenizer(PROMPTS, return_tensors="pt", padding=True, add_special_tokens=False)
+    torch.manual_seed(11)
+    with torch.inference_mode():
+        out = model.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+                             max_new_tokens=MAX_NEW, num_return_sequences=4,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    expected = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert texts == expected
+    assert len(set(texts)) > len(PROMPTS)  # really sampled: a prompt's samples differ
 
 
 # --- seeding --------------------------------------------------------------------------

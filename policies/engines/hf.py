@@ -7,11 +7,12 @@ log-likelihood of the sample and costs one log-softmax per step, not a second fo
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StaticCache
+from transformers import Cache, DynamicCache, GenerationConfig, LogitsProcessor, LogitsProcessorList, StaticCache
 
 from policies.checkpoint import swap_weights
 from policies.engines.base import Completion, SamplingParams
@@ -56,6 +57,9 @@ class HFEngine:
         # generation_config.json (Qwen ships top_k=20, repetition_penalty=1.05, ...) and then
         # from transformers' global defaults (top_k=50): samples would not come from the policy
         # that `sum_logprob` scores. Keep only the token ids, and state top_k off below.
+        # `generate` derives positions from the padding only for models that take `position_ids`;
+        # the prompt-once prefill must place tokens where `generate` would, so it needs them too.
+        self._prefill_once = "position_ids" in inspect.signature(self.model.forward).parameters
         shipped = self.model.generation_config
         self.model.generation_config = GenerationConfig(
             bos_token_id=shipped.bos_token_id, eos_token_id=shipped.eos_token_id,
@@ -97,11 +101,14 @@ class HFEngine:
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         enc = enc.to(self.model.device)
         recorder = _LogprobRecorder()
+        cache = self._cache(enc["input_ids"].shape[1] + params.max_new_tokens)
+        if self._prefill_once and params.n > 1 and enc["input_ids"].shape[1] > 1:
+            cache = self._prefill_once_per_prompt(enc, cache, params.n)
         sequences = self.model.generate(
             **enc,
             generation_config=self._generation_config(params),
             logits_processor=LogitsProcessorList([recorder]),
-            cache=self._cache(enc["input_ids"].shape[1] + params.max_new_tokens),
+            cache=cache,
             tokenizer=self.tokenizer if params.stop else None,
         )
         new_tokens = sequences[:, enc["input_ids"].shape[1] :]
@@ -126,6 +133,23 @@ class HFEngine:
         `cache_implementation="static"` would keep).
         """
         return StaticCache(config=self.model.config, max_cache_len=length) if self.kv_cache == "static" else None
+
+    def _prefill_once_per_prompt(self, enc, cache: Cache | None, n: int) -> Cache:
+        """The prompts' keys and values, computed once per prompt and repeated for its n samples.
+
+        With `num_return_sequences=n`, `generate` repeats each prompt n times before its
+        prefill, so every prompt runs through the model n times; vLLM shares it (prefix
+        caching). Every token but the last goes in here; `generate` sees the filled cache and
+        runs only the last one, per sample, which gives the first sampled token's logits.
+        Positions follow the left padding exactly as `generate` counts them.
+        """
+        ids, mask = enc["input_ids"][:, :-1], enc["attention_mask"][:, :-1]
+        cache = cache if cache is not None else DynamicCache(config=self.model.config)
+        positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+        self.model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
+                   logits_to_keep=1)
+        cache.reorder_cache(torch.arange(ids.shape[0], device=ids.device).repeat_interleave(n))
+        return cache
 
     def _lengths(self, new_tokens: torch.Tensor, stop: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         """Tokens each row really generated (through its EOS or stop string), and whether it stopped.
