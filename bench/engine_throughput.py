@@ -81,7 +81,7 @@ class RawGenerate:
         eos = model.generation_config.eos_token_id
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         self.eos_ids = sorted({*eos, tokenizer.eos_token_id} - {None})
-        self.kwargs = dict(do_sample=True, temperature=temperature, top_p=1.0, top_k=None,
+        self.kwargs = dict(do_sample=True, temperature=temperature, top_p=1.0, top_k=0,  # 0: all tokens, as the engine
                            max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
                            eos_token_id=self.eos_ids)
 

@@ -155,7 +155,8 @@ def sample(model, tokenizer, prompts: list[str], n: int, temperature: float, top
     settings = dict(do_sample=not greedy, max_new_tokens=max_new_tokens, num_return_sequences=n,
                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     if not greedy:
-        settings.update(temperature=temperature, top_p=top_p, top_k=None)
+        # top_k=0: the whole vocabulary, as `loop run` samples (None would be transformers' 50)
+        settings.update(temperature=temperature, top_p=top_p, top_k=0)
     texts = []
     for start in range(0, len(prompts), per_call):
         enc = tokenizer(prompts[start : start + per_call], return_tensors="pt", padding=True,
