@@ -1,10 +1,12 @@
 """The `code` reward: does the program in the completion pass the sample's tests?
 
-The program is the last ```python (or ```py, or bare) fenced block of the completion, else
-the whole text. With an entry point (HumanEval) the prompt may be prepended
-(`prepend_prompt`: "auto" prepends it when the program alone does not define the entry
-point, e.g. a body-only completion, and otherwise adds the prompt's imports; true always;
-false never). Tests come from the `tests` column (`tests_column`), in the formats of
+The program is a fenced block of the completion (see `extract_program`), else the whole
+text. With an entry point (HumanEval) the prompt may be prepended (`prepend_prompt`:
+"auto" prepends it to a body-only completion, and to a whole function too when the prompt
+is that function's stub, so the prompt's helpers stay, else adds only the prompt's
+imports; true always; false never). In harness runs the program's `__name__` is not
+"__main__" (as in HumanEval's own harness); stdin/stdout programs run as "__main__".
+Tests come from the `tests` column (`tests_column`), in the formats of
 `rewards/code_formats.py`: MBPP asserts (+ `test_setup_code`, `test_imports` columns),
 HumanEval `check(candidate)` (+ `entry_point`), stdin/stdout pairs (APPS, CodeContests,
 LiveCodeBench "stdin"), function calls (LiveCodeBench "functional" with `fn_name` or
@@ -32,6 +34,7 @@ from __future__ import annotations
 import ast
 import re
 import shutil
+import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,12 +44,14 @@ from rewards.code_formats import SampleTests, parse_time_limit, parse_tests, sam
 from rewards.execution import E2BExecutor, ExecutionResult, Harness, Limits, LocalExecutor
 from rewards.verdict import Verdict, completion_text
 
-# The last fenced block tagged python/py/python3 or untagged; an unclosed fence at the end
-# (a completion cut at max_tokens) still counts.
+# A fenced block and its language tag; an unclosed fence at the end (a completion cut at
+# max_tokens) still counts.
 _FENCE = re.compile(r"```[ \t]*(?P<lang>[\w+-]*)[^\n]*\n(?P<code>.*?)(?:```|\Z)", re.DOTALL)
-_PYTHON_TAGS = {"", "python", "py", "python3"}
+_PYTHON_TAGS = {"python", "py", "python3"}
+_READS_INPUT = re.compile(r"\binput\s*\(|\bstdin\b|\bopen\s*\(\s*0\b|\bfileinput\b")
 # Per-sample columns the reward reads besides the tests, as datasets name them.
 _SAMPLE_COLUMNS = ("prompt", "entry_point", "test_setup_code", "test_imports", "fn_name", "metadata", "time_limit")
+_OUTPUT_CAP = "output over the executor's cap (Limits.max_output_bytes)"
 
 
 class CodeReward:
@@ -152,10 +157,11 @@ class CodeReward:
         time_limit = parse_time_limit(sample.get("time_limit"))
         if isinstance(time_limit, str):
             return Verdict(None, time_limit)
-        program = extract_program(completion_text(completion))
+        entry_point = _entry_point(parsed, sample)
+        program = extract_program(completion_text(completion), entry_point)
         if not program.strip():
             return Verdict(0.0, "no code found")
-        program = self._assemble(program, completion_text(sample.get("prompt") or ""), _entry_point(parsed, sample))
+        program = self._assemble(program, completion_text(sample.get("prompt") or ""), entry_point)
         if parsed.kind == "io":
             return self._judge_io(program, parsed.cases, time_limit)
         return self._judge_harness(program, parsed, time_limit)
@@ -198,9 +204,15 @@ class CodeReward:
         if self.prepend_prompt is False or not entry_point or not prompt:
             return program
         if _defines(program, entry_point):
-            return _imports_of(prompt) + program  # a whole function: only the prompt's imports
-        body = program if program[:1] in (" ", "\t") else _indent(program)
-        for candidate in (prompt + program, prompt + body):
+            # A whole function after the prompt's stub replaces it; the prompt's helpers
+            # (HumanEval/10's is_palindrome, /32's poly) stay, which `check` may call too.
+            if _defines(prompt, entry_point) and _defines(prompt + "\n" + program, entry_point):
+                return prompt + "\n" + program
+            return _imports_of(prompt) + program  # only the prompt's imports
+        candidates = [prompt + program]
+        if program[:1] not in (" ", "\t"):  # the body lost its indentation: its first line, or all
+            candidates += [prompt + _indent(program), prompt + textwrap.indent(program, "    ")]
+        for candidate in candidates:
             if _defines(candidate, entry_point):
                 return candidate
         return program
@@ -223,7 +235,7 @@ class CodeReward:
         result = self._execute(program, harness=harness, timeout_s=time_limit)
         if result.error.startswith("sandbox:"):
             return Verdict(0.0, result.error)
-        reports = _reports(result.stdout, harness.nonce)
+        reports = _reports(result.stdout, harness.nonce, result.truncated)
         total = len(cases)
         for stage, label in (("program", "program"), ("test setup", "setup")):
             if label in reports:
@@ -243,11 +255,15 @@ class CodeReward:
             why = f"test {first + 1}/{total} failed: {outcomes[first][1]}"
         elif result.timed_out:
             why = f"{result.error} before test {first + 1}/{total} finished"
+        elif result.truncated:
+            why = f"test {first + 1}/{total} not reported: {_OUTPUT_CAP}"
         else:
             why = f"test {first + 1}/{total} did not finish: {_process_failure(result)}"
         return self._score(passed, total, why, result.timed_out)
 
     def _check_value(self, detail: str, expected: tuple) -> tuple[bool, str]:
+        if detail == "!too long":
+            return False, f"returned a value too long to report: {_OUTPUT_CAP}"
         if detail.startswith("!"):
             return False, f"returned a value that is not built-in data ({detail[1:]})"
         try:
@@ -267,7 +283,7 @@ class CodeReward:
             if result.error.startswith("sandbox:"):
                 return Verdict(0.0, result.error)
             timed_out = result.timed_out
-            if result.ok and same_output(result.stdout, expected, self.float_tolerance):
+            if result.ok and not result.truncated and same_output(result.stdout, expected, self.float_tolerance):
                 passed += 1
                 continue
             if not first_failure:
@@ -288,16 +304,42 @@ class CodeReward:
                 self._metrics[name] += amount
 
 
-def extract_program(text: str) -> str:
-    """The last python/py/bare fenced block of `text`, else all of `text`.
+def extract_program(text: str, entry_point: str = "") -> str:
+    """The program in `text`: one of its fenced blocks, dedented, else all of `text`.
 
-    >>> extract_program("Here:\\n```python\\nprint(1)\\n```\\nor better\\n```py\\nprint(2)\\n```")
-    'print(2)\\n'
+    With an `entry_point`, the last block that defines it, tagged python/py/python3 if one
+    does, else untagged. Otherwise (or if none does) the blocks looked at are the tagged
+    ones, else the untagged ones (an untagged block after a python one is output, not
+    code); of those, the last one that parses and is not a usage example (a block that
+    defines nothing and reads no input, such as `print(f(3))`, asserts or shown output);
+    else the last one that does not parse (a solution cut at max_tokens); else the last.
+
+    >>> extract_program("Here:\\n```python\\ndef f():\\n    pass\\n```\\nso\\n```py\\nprint(f())\\n```")
+    'def f():\\n    pass\\n'
     >>> extract_program("print(3)")
     'print(3)'
     """
-    blocks = [m["code"] for m in _FENCE.finditer(text) if m["lang"].lower() in _PYTHON_TAGS]
-    return blocks[-1] if blocks else text
+    blocks = [(m["lang"].lower(), textwrap.dedent(m["code"])) for m in _FENCE.finditer(text)]
+    tagged = [code for lang, code in blocks if lang in _PYTHON_TAGS]
+    untagged = [code for lang, code in blocks if not lang]
+    if entry_point:
+        defines = re.compile(rf"\b(?:def|class)\s+{re.escape(entry_point)}\b").search
+        defining = [code for code in tagged if defines(code)] or [code for code in untagged if defines(code)]
+        if defining:
+            return max(reversed(defining), key=_solution_rank)
+    chosen = tagged or untagged
+    return max(reversed(chosen), key=_solution_rank) if chosen else text
+
+
+def _solution_rank(code: str) -> int:
+    """2 for code that parses and is not a usage example, 1 for code that does not parse, 0
+    for a usage example (defines no function or class and reads no input)."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return 1
+    defines = any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) for node in ast.walk(tree))
+    return 2 if defines or _READS_INPUT.search(code) else 0
 
 
 def _parse_all(values: list, sample: dict) -> SampleTests | str:
@@ -323,10 +365,12 @@ def _entry_point(tests: SampleTests, sample: dict) -> str:
 
 
 def _defines(program: str, name: str) -> bool:
-    """Whether `program` parses and defines `name` at its top level."""
+    """Whether `program` compiles and defines `name` at its top level (compiling, not only
+    parsing, refuses a body pasted at the top level: 'return' outside function)."""
     try:
         tree = ast.parse(program)
-    except (SyntaxError, ValueError):
+        compile(tree, "program.py", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     return any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name
                for node in tree.body)
@@ -363,12 +407,13 @@ def _build_executor(backend: str, limits: Limits, use_bwrap: bool | None, e2b_te
         raise ValueError(f"code reward: {exc}") from None
 
 
-def _reports(stdout: str, nonce: str) -> dict[str, tuple[str, str]]:
+def _reports(stdout: str, nonce: str, truncated: bool = False) -> dict[str, tuple[str, str]]:
     """The harness's result lines by label ("program", "setup", test index): (verdict,
-    detail). Lines without the nonce, or garbled by the program, are skipped; a label's
-    first report counts."""
+    detail). Lines without the nonce, or garbled by the program, are skipped, and so is a
+    last line cut at the output cap (`truncated`); a label's first report counts."""
     reports: dict[str, tuple[str, str]] = {}
-    for line in stdout.splitlines():
+    lines = stdout.splitlines()
+    for line in lines[:-1] if truncated else lines:
         head, _, rest = line.partition(" ")
         if head != nonce:
             continue
@@ -382,6 +427,8 @@ def _reports(stdout: str, nonce: str) -> dict[str, tuple[str, str]]:
 def _io_failure(result: ExecutionResult, expected: str) -> str:
     if result.timed_out or result.error or result.exit_code != 0:
         return _process_failure(result)
+    if result.truncated:
+        return f"output cut: {_OUTPUT_CAP}"
     return f"wrong output: expected {_preview(expected)}, got {_preview(result.stdout)}"
 
 

@@ -30,6 +30,26 @@ def frames(start):
         f = f.f_back
 '''
 
+# Installs a signal handler that finds the harness's `report` up the stack of the frame it
+# is given, and has `add` spin until the timer fires inside a test.
+SIGNAL_HANDLER_REPORTS = '''
+import os, signal
+def handler(signum, frame):
+    f = frame
+    while f is not None:
+        if callable(f.f_locals.get("report")):
+            for i in range(2):
+                f.f_locals["report"](b"%d" % i, b"ok")
+                f.f_locals["report"](b"%d" % i, b"value 4")
+            os._exit(0)
+        f = f.f_back
+signal.signal(signal.SIGALRM, handler)
+def add(a, b):
+    signal.setitimer(signal.ITIMER_REAL, 0.001)
+    while True:
+        pass
+'''
+
 CHEATS = {
     "1 report via sys._getframe": FIND_FRAMES + '''
 for f in frames(sys._getframe(0)):
@@ -209,6 +229,77 @@ subprocess.run([sys.executable, "-c", "print(1)"])
 def add(a, b):
     return a + b
 ''',
+    "/proc through a relative path": '''
+import os
+os.chdir("/proc")
+data = open("self/maps", "rb").read()
+def add(a, b):
+    return a + b
+''',
+    # A signal handler gets the current frame, and f_back/f_locals raise no audit event.
+    "signal handler walks f_back to report": SIGNAL_HANDLER_REPORTS,
+    "signal handler reads the boot code's nonce and tests": '''
+import os, signal
+def handler(signum, frame):
+    f = frame
+    while f is not None:
+        spec = f.f_locals.get("harness") or f.f_locals.get("spec", {}).get("harness")
+        if isinstance(spec, dict) and "nonce" in spec:
+            line = "".join("%s %d ok\\n" % (spec["nonce"], i) for i in range(len(spec["tests"]))).encode()
+            for fd in range(1, 10):
+                try:
+                    os.write(fd, line)
+                except OSError:
+                    pass
+            os._exit(0)
+        f = f.f_back
+signal.signal(signal.SIGALRM, handler)
+signal.setitimer(signal.ITIMER_REAL, 0.01)
+def add(a, b):
+    while True:
+        pass
+''',
+    "a C callable as signal handler keeps the frame": '''
+import os, signal, time
+caught = {}
+signal.signal(signal.SIGUSR1, caught.__setitem__)
+os.kill(os.getpid(), signal.SIGUSR1)
+time.sleep(0.05)
+def add(a, b):
+    f = caught.get(signal.SIGUSR1)
+    while f is not None:
+        if callable(f.f_locals.get("report")):
+            f.f_locals["report"](b"0", b"ok")
+            f.f_locals["report"](b"1", b"ok")
+            os._exit(0)
+        f = f.f_back
+    return a - b
+''',
+    "a fresh _signal module installs the handler": '''
+import _imp, importlib, importlib.machinery, sys
+sys.modules.pop("_signal", None)
+fresh = importlib.import_module("_signal")
+fresh = _imp.create_builtin(importlib.machinery.ModuleSpec("_signal", None))
+''' + SIGNAL_HANDLER_REPORTS.replace("signal.signal(", "fresh.signal("),
+    # Dead frames collected with DEBUG_SAVEALL land in gc.garbage; their f_back is live.
+    "gc.garbage hands out frames": '''
+import gc, os
+gc.set_debug(gc.DEBUG_SAVEALL)
+def add(a, b):
+    gc.collect()
+    for f in [o for o in gc.garbage if type(o).__name__ == "frame"]:
+        while f is not None:
+            if callable(f.f_locals.get("report")):
+                f.f_locals["report"](b"0", b"ok")
+                f.f_locals["report"](b"1", b"ok")
+                os._exit(0)
+            f = f.f_back
+    try:
+        raise ValueError
+    except ValueError as exc:
+        exc.cycle = exc  # garbage that holds this frame
+    return a - b
+''',
 }
 
 
@@ -244,6 +335,26 @@ def test_humaneval_check_is_out_of_the_programs_reach(reward):
             "    return [c for c in check.__code__.co_consts if isinstance(c, int)][-1]\n")
     scores = reward(prompts=["p"], completions=[peek], tests=[test], entry_point=["add"])
     assert scores == [0.0]
+
+
+def test_a_signal_handler_cannot_forge_humaneval_check_or_calls(reward):
+    check = "def check(candidate):\n    assert candidate(2, 2) == 4\n    assert candidate(1, 5) == 6\n"
+    calls = [{"input": "2\n2", "output": "4", "testtype": "functional"}]
+    verdicts = reward.verdicts(["p", "p"], [SIGNAL_HANDLER_REPORTS] * 2, tests=[check, calls],
+                               entry_point=["add", None], fn_name=[None, "add"])
+    assert [v.score for v in verdicts] == [0.0, 0.0], verdicts
+    assert "SIG_DFL, SIG_IGN" in verdicts[0].reason
+
+
+def test_signals_without_python_handlers_still_work(reward):
+    """SIG_DFL, SIG_IGN and default_int_handler can be set; asyncio.run copes with the refusal."""
+    program = ("import asyncio, signal\nsignal.signal(signal.SIGPIPE, signal.SIG_DFL)\n"
+               "assert signal.signal(signal.SIGUSR1, signal.SIG_IGN) == signal.SIG_DFL\n"
+               "assert signal.getsignal(signal.SIGUSR1) == signal.SIG_IGN\n"
+               "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+               "async def one():\n    return 1\nassert asyncio.run(one()) == 1\n"
+               "def add(a, b):\n    return a + b\n")
+    assert reward(prompts=["p"], completions=[program], tests=[TESTS]) == [1.0]
 
 
 def test_an_object_equal_to_everything_fools_asserts_but_not_calls(reward):

@@ -13,8 +13,12 @@ Limits are set here rather than by the parent because `preexec_fn` is unsafe in 
 process with threads (the reward runs executions from a thread pool). They are set as
 hard limits, which an unprivileged process cannot raise again. RLIMIT_NPROC is ignored for
 root, so when the sandbox starts as root the spec names a `uid` to switch to first.
+
+The interpreter runs without `site` (`-S`), which is what defines `exit` and `quit`;
+they are defined here as `site` would, since scripts end with them.
 """
 
+import _sitebuiltins
 import builtins
 import json
 import os
@@ -45,6 +49,14 @@ def _read_spec(where):
     return spec
 
 
+def _harness(source):
+    """The harness's `run`, from its own namespace with its own copy of the builtins:
+    nothing the program can patch."""
+    namespace = {"__name__": "selfloop_harness", "__builtins__": dict(builtins.__dict__)}
+    exec(compile(source, "harness.py", "exec"), namespace)
+    return namespace["run"]
+
+
 def main(where):
     spec = _read_spec(where)
     source, limits = spec["program"], spec["limits"]
@@ -63,14 +75,13 @@ def main(where):
         os.setuid(spec["uid"])  # from root to a plain uid: every capability is gone
     sys.argv = ["program.py"]
     sys.path.insert(0, os.getcwd())  # as `python program.py` would, so local modules import
-    harness = spec.get("harness")
-    if harness:
-        # Its own namespace and its own copy of the builtins: nothing the program can patch.
-        namespace = {"__name__": "selfloop_harness", "__builtins__": dict(builtins.__dict__)}
-        exec(compile(harness["source"], "harness.py", "exec"), namespace)
-        run = namespace["run"]
-        del spec["harness"], namespace
-        run(source, harness["setup"], harness["definitions"], harness["tests"], harness["nonce"])  # never returns
+    builtins.exit = _sitebuiltins.Quitter("exit", "Ctrl-D (i.e. EOF)")
+    builtins.quit = _sitebuiltins.Quitter("quit", "Ctrl-D (i.e. EOF)")
+    if spec.get("harness"):
+        # The nonce and the tests go straight from the spec into `run`: no local of this
+        # frame holds them (or the harness's functions) while the program runs.
+        _harness(spec["harness"].pop("source"))(
+            source, max_output_bytes=limits.get("max_output_bytes", 1 << 20), **spec.pop("harness"))  # never returns
     # Run in the real __main__ module (pickle and `import __main__` expect it), emptied of
     # this file's names so the program starts from a clean namespace.
     main_globals = sys.modules["__main__"].__dict__

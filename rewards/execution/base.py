@@ -26,7 +26,9 @@ class Limits:
     to that many times as much. `max_file_mb` caps any one written file, `tmp_mb` the
     whole writable scratch space where the executor provides one. Output beyond
     `max_output_bytes` (stdout) or `max_stderr_bytes` is read and thrown away, so a
-    program printing gigabytes neither blocks nor fills memory.
+    program printing gigabytes neither blocks nor fills memory; stdout's cap is large
+    enough for the expected outputs of contest problems (a million numbers), and it
+    bounds the test reports of a harness run too.
     """
 
     timeout_s: float = 5.0
@@ -34,7 +36,7 @@ class Limits:
     max_processes: int = 32
     max_file_mb: int = 16
     tmp_mb: int = 64
-    max_output_bytes: int = 1 << 20
+    max_output_bytes: int = 16 << 20
     max_stderr_bytes: int = 64 << 10
 
     def __post_init__(self) -> None:
@@ -54,9 +56,10 @@ class ExecutionResult:
 
     `exit_code` is the program's exit status (None when it never started or was killed at
     the wall-clock limit); `stdout` and `stderr` are decoded text, cut at the limits, with
-    `truncated` set when anything was cut. `timed_out` marks a kill at `timeout_s`;
-    `error` says why the program did not run normally when the exit code alone does not
-    (e.g. "CPU time limit exceeded", "sandbox: could not start bwrap: ...").
+    `truncated` set when stdout was cut (stderr, there to explain failures, is cut
+    silently). `timed_out` marks a kill at `timeout_s`; `error` says why the program did
+    not run normally when the exit code alone does not (e.g. "CPU time limit exceeded",
+    "sandbox: could not start bwrap: ...").
     """
 
     exit_code: int | None

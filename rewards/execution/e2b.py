@@ -134,7 +134,8 @@ class E2BExecutor:
             "harness": harness.spec() if harness else None,
             "uid": None,
             "limits": {"cpu_s": max(1, math.ceil(limits.timeout_s)), "memory_mb": limits.memory_mb,
-                       "max_file_mb": limits.max_file_mb, "max_processes": limits.max_processes + 4},
+                       "max_file_mb": limits.max_file_mb, "max_processes": limits.max_processes + 4,
+                       "max_output_bytes": limits.max_output_bytes},
         }
         sandbox.files.write(f"{directory}/spec.json", json.dumps(spec))
         sandbox.files.write(f"{directory}/stdin.txt", stdin)
@@ -150,7 +151,7 @@ class E2BExecutor:
         # 137 = killed by SIGKILL: by `timeout` when the limit has passed, else by a limit.
         timed_out = code in (124, 137) and duration >= limits.timeout_s
         stdout, out_cut = _cut(done.stdout, self.limits.max_output_bytes)
-        stderr, err_cut = _cut(done.stderr, self.limits.max_stderr_bytes)
+        stderr, _ = _cut(done.stderr, self.limits.max_stderr_bytes)
         return ExecutionResult(
             exit_code=None if timed_out else code,
             stdout=stdout,
@@ -158,7 +159,7 @@ class E2BExecutor:
             timed_out=timed_out,
             error=_timeout_error(limits) if timed_out else ("killed by SIGKILL" if code == 137 else ""),
             duration_s=duration,
-            truncated=out_cut or err_cut,
+            truncated=out_cut,
         )
 
     def _acquire(self) -> Any:

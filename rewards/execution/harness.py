@@ -13,13 +13,25 @@ decides pass/fail must be out of the program's reach.
   in a namespace the program can reach. The harness defines no classes, installs no
   signal handlers and starts no threads, so `object.__subclasses__()`,
   `signal.getsignal` and `threading.enumerate` lead nowhere.
-- An audit hook, installed before the program runs and impossible to remove, refuses
-  what reaches another frame or object graph: `sys._getframe`, traceback and generator
-  frames (`tb_frame`, `gi_frame`, ...), `sys.settrace`/`setprofile`, `gc.get_objects`/
+- The program must never hold a frame object. The frames that call into the program
+  (this `run`, the boot code's) hold what decides the verdict (`report`, the tests),
+  and in Python 3.11 reading `f_back`, `f_locals` or `f_globals` raises no audit
+  event, so any one frame would lead to them; hiding them in a closure or another
+  object does not help, since whatever `run` can reach after the program returns, a
+  frame of the program could reach through `run`'s locals. So every way to obtain a
+  frame is closed instead: an audit hook, installed before the program runs and
+  impossible to remove, refuses `sys._getframe`, traceback and generator frames
+  (`tb_frame`, `gi_frame`, ...), `sys.settrace`/`setprofile`, `gc.get_objects`/
   `get_referrers`/`get_referents`, `ctypes`, a second audit hook (which would see the
   tests compiled and executed), starting new programs (`subprocess`, `os.exec*`,
-  `os.system`, `posix_spawn`) and opening paths under `/proc`. The process is made
-  non-dumpable, so neither it nor its children can read its memory through `/proc`.
+  `os.system`, `posix_spawn`) and opening paths under `/proc`; and `_guard_frame_sources`
+  replaces the calls that hand out frames without an audit event: `signal.signal`
+  (a handler, or any callable such as `dict.__setitem__`, is called with the current
+  frame) accepts only SIG_DFL, SIG_IGN and `default_int_handler`, `gc.set_debug`
+  (DEBUG_SAVEALL puts dead frames, whose `f_back` leads to live ones, in `gc.garbage`)
+  is refused, and so is re-creating a built-in module, which would bring the originals
+  back. The process is made non-dumpable, so neither it nor its children can read its
+  memory through `/proc`.
 - Tests run in their own namespace (a copy of the program's after it and the shared
   setup ran, with a fresh copy of the original builtins): the program's functions cannot
   see `check` or other test definitions.
@@ -43,19 +55,62 @@ _BLOCKED_EVENTS = frozenset({
     "pty.spawn", "os.startfile", "os.symlink", "os.link",
 })
 _BLOCKED_PREFIXES = ("ctypes.", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.", "_posixsubprocess.")
-# Audited attribute reads that lead to a frame (its locals are the harness's secrets).
-_FRAME_ATTRIBUTES = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back", "f_locals", "f_globals"})
-_MAX_VALUE_CHARS = 100_000
+# Attribute reads that lead to a frame and raise an audit event (f_back, f_locals and
+# f_globals raise none in 3.11: see the module docstring).
+_FRAME_ATTRIBUTES = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
 _MAX_DEPTH = 50
+# Bytes each report line other than a value may take (nonce, label, verdict, detail).
+_LINE_BYTES = 400
+# The replacements `_guard_frame_sources` installs. They are compiled in a namespace of
+# their own with empty builtins and get what they use as arguments, so nothing they
+# expose (__globals__, __builtins__, __closure__, defaults) leads to the harness or to
+# the functions they replace.
+_GUARDS_SOURCE = """
+def refuse(kind, message):
+    def refused(*args, **kwargs):
+        raise kind(message)
+    return refused
 
 
-def run(program, setup, definitions, tests, nonce):
+def signal_guard(real_signal, default_int_handler, int_type, issubclass, type, kind, base_exception):
+    def vault():
+        # The real signal.signal is a local of this generator, which only gi_frame (refused
+        # by the audit hook) could show; requests sent to it are checked here.
+        reply = None
+        while True:
+            signalnum, handler = yield reply
+            try:
+                if handler is not default_int_handler:
+                    if not issubclass(type(handler), int_type) or int_type.__int__(handler) not in (0, 1):
+                        raise kind("sandbox: only SIG_DFL, SIG_IGN or default_int_handler can be set here")
+                    handler = int_type.__int__(handler)
+                reply = (True, real_signal(signalnum, handler))
+            except base_exception as exc:
+                reply = (False, exc.with_traceback(None))
+
+    requests = vault()
+    requests.send(None)
+    send = requests.send
+
+    def signal(signalnum, handler):
+        ok, value = send((signalnum, handler))
+        if ok:
+            return value
+        raise value
+
+    return signal
+"""
+
+
+def run(program, setup, definitions, tests, nonce, max_output_bytes=1 << 20):
     """Run `program`, then `setup` in its namespace (MBPP's test imports and setup code,
     shared as the field shares them), then `definitions` and each test in the tests'
-    namespace; report; never return."""
+    namespace; report, in at most `max_output_bytes` (the executor's stdout cap); never
+    return."""
     shared = len(setup)
     setup = list(setup) + list(definitions)
-    capture = _capture(nonce)
+    # Every report line but a value's fits in _LINE_BYTES; values share the rest.
+    capture = _capture(nonce, max_output_bytes - _LINE_BYTES * (len(tests) + 2))
     report, compile_code, run_code = capture["report"], capture["compile"], capture["exec"]
     encode, describe = capture["encode"], capture["describe"]
     pristine_builtins = dict(builtins.__dict__)
@@ -70,9 +125,14 @@ def run(program, setup, definitions, tests, nonce):
     program_namespace = sys.modules["__main__"].__dict__
     for name in [name for name in program_namespace if not name.startswith("__")]:
         del program_namespace[name]
-    program_namespace.update({"__name__": "__main__", "__file__": "program.py",
+    # Not "__main__": as HumanEval's and MBPP's own harnesses, the tests import the program
+    # rather than run it, so its `if __name__ == "__main__":` block (doctest.testmod(),
+    # unittest.main(), reading input) stays out of the way. Pickle finds it by that name.
+    program_namespace.update({"__name__": "program", "__file__": "program.py",
                               "__builtins__": dict(pristine_builtins)})
+    sys.modules["program"] = sys.modules["__main__"]
     _make_undumpable()
+    _guard_frame_sources()
     _install_jail()
     del nonce, tests, setup, definitions, program
     try:
@@ -108,8 +168,9 @@ def run(program, setup, definitions, tests, nonce):
     capture["exit"](0)
 
 
-def _capture(nonce):
-    """The functions the harness needs after the program starts, bound now, as closures."""
+def _capture(nonce, value_bytes):
+    """The functions the harness needs after the program starts, bound now, as closures;
+    `encode` writes values of `value_bytes` in all at most."""
     write, getpid, dup, dup2, exit_now = os.write, os.getpid, os.dup, os.dup2, os._exit
     compile_code, run_code = builtins.compile, builtins.exec
     str_replace, str_encode, float_repr, int_repr = str.replace, str.encode, float.__repr__, int.__repr__
@@ -125,6 +186,7 @@ def _capture(nonce):
     type_name = type.__dict__["__name__"].__get__
     flush = [sys.stdout.flush, sys.stderr.flush]
     nonce_bytes, harness_pid = str_encode(nonce, "ascii"), getpid()
+    budget = [value_bytes]  # what is left of it
     results_fd = dup(1)
     dup2(2, 1)  # the program's prints go to stderr: they can neither crowd out nor forge results
 
@@ -143,24 +205,31 @@ def _capture(nonce):
             name = type_name(type_of(exc))
             message = exc.__str__() if isinstance(exc, base_exception) else ""
             text = name + (": " + str.__str__(message) if isinstance(message, str) and message else "")
-            return str_encode(str_replace(str_replace(text[:300], "\n", " "), "\r", " "), "utf-8", "replace")
+            return str_encode(str_replace(str_replace(text[:300], "\n", " "), "\r", " "), "utf-8", "replace")[:300]
         except BaseException:
             return b"unprintable exception"
 
     def encode(value):
-        """A Python literal of `value`, built with built-in methods only, or b'!unencodable'."""
-        parts = []
+        """A Python literal of `value`, built with built-in methods only, or b'!unencodable'
+        (b'!too long' past what is left of the budget)."""
+        parts, size, limit = [], [0], budget[0]
 
         def walk(item, depth):
             kind = type_of(item)
             if depth > _MAX_DEPTH:
                 raise ValueError("too deep")
+            size[0] += 1  # at least one character per item: stop early on huge values
+            if size[0] > limit:
+                raise OverflowError("too long")
             if item is None or item is True or item is False:
                 parts.append(repr_of[item])
                 return
             for base, show in scalars:
                 if issubclass(kind, base):
                     text = show(item)
+                    size[0] += len(text)
+                    if size[0] > limit:
+                        raise OverflowError("too long")
                     parts.append({"inf": "1e999", "-inf": "-1e999"}.get(text, text))  # literal_eval reads these
                     return
             for base, members, opening, closing, empty in containers:
@@ -183,12 +252,15 @@ def _capture(nonce):
 
         try:
             walk(value, 0)
+        except OverflowError:
+            return b"!too long"
         except BaseException:
             return b"!unencodable"
-        text = "".join(parts)
-        if len(text) > _MAX_VALUE_CHARS:
+        encoded = str_encode("".join(parts), "utf-8", "backslashreplace")
+        if len(encoded) > limit:
             return b"!too long"
-        return str_encode(text, "utf-8", "backslashreplace")
+        budget[0] -= len(encoded)
+        return encoded
 
     def exit_harness(code):
         for stream_flush in flush:
@@ -231,10 +303,37 @@ def _make_undumpable():
         sys.modules.pop(name, None)
 
 
+def _guard_frame_sources():
+    """Replace the calls that hand out a frame without an audit event (see the module
+    docstring): `signal.signal`, `gc.set_debug`, and re-creating a built-in module (a
+    fresh `_signal` or `gc` would bring the originals back, and `_imp` raises no audit
+    event), after importing every built-in module, so nothing needs to create one again."""
+    import _imp
+    import _signal
+    import gc
+
+    for name in sys.builtin_module_names:
+        if name not in sys.modules:
+            try:
+                __import__(name)
+            except ImportError:
+                pass
+    guards = {"__builtins__": {}}
+    exec(compile(_GUARDS_SOURCE, "guards.py", "exec"), guards)
+    refuse = guards["refuse"]
+    _signal.signal = guards["signal_guard"](_signal.signal, _signal.default_int_handler, int, issubclass, type,
+                                            ValueError, BaseException)
+    signal_module = sys.modules.get("signal")
+    if signal_module is not None:  # its wrapper calls _signal.signal, but keeps the original as __wrapped__
+        signal_module.signal.__dict__.pop("__wrapped__", None)
+    gc.set_debug = refuse(RuntimeError, "sandbox: gc.set_debug is not allowed here")
+    _imp.create_builtin = _imp.exec_builtin = refuse(ImportError, "sandbox: built-in modules cannot be made again here")
+
+
 def _install_jail():
     """An audit hook refusing introspection and escapes (see the module docstring)."""
     blocked, prefixes, frame_attributes = _BLOCKED_EVENTS, _BLOCKED_PREFIXES, _FRAME_ATTRIBUTES
-    is_str = isinstance
+    is_str, getcwd = isinstance, os.getcwd
 
     # The exception types are those the standard library already expects and handles:
     # namedtuple, enum and typing fall back when sys._getframe raises ValueError.
@@ -247,6 +346,8 @@ def _install_jail():
             raise AttributeError("sandbox: reading %s is not allowed here" % args[1])
         if event == "open" and is_str(args[0], (str, bytes)):
             path = args[0].decode("utf-8", "replace") if is_str(args[0], bytes) else args[0]
+            if not path.startswith("/"):  # relative to a working directory that may be under /proc
+                path = getcwd() + "/" + path
             parts = path.split("/")  # symlinks cannot be made; /dev/fd/.. and friends hold ".."
             if "proc" in parts or ".." in parts:
                 raise PermissionError("sandbox: opening %r is not allowed here" % path)

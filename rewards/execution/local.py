@@ -133,6 +133,7 @@ def _boot_limits(limits: Limits) -> dict:
         "memory_mb": limits.memory_mb,
         "max_file_mb": limits.max_file_mb,
         "max_processes": limits.max_processes,
+        "max_output_bytes": limits.max_output_bytes,  # the harness keeps its reports within it
     }
 
 
@@ -199,11 +200,11 @@ def _bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
-def _collect(process: subprocess.Popen, deadline: float, limits: Limits) -> tuple[bytes, bytes, bool, bool]:
+def _collect(process: subprocess.Popen, deadline: float, limits: Limits) -> tuple[bytearray, bytearray, bool, bool]:
     """Read stdout and stderr until both close or `deadline` passes, then kill the tree.
 
-    Returns (stdout, stderr, truncated, timed_out). Bytes beyond the caps are read and
-    dropped, so the program never blocks on a full pipe.
+    Returns (stdout, stderr, truncated, timed_out), `truncated` when stdout was cut.
+    Bytes beyond the caps are read and dropped, so the program never blocks on a full pipe.
     """
     out_fd, err_fd = process.stdout.fileno(), process.stderr.fileno()
     buffers = {out_fd: bytearray(), err_fd: bytearray()}
@@ -227,14 +228,14 @@ def _collect(process: subprocess.Popen, deadline: float, limits: Limits) -> tupl
                     continue
                 room = caps[key.fd] - len(buffers[key.fd])
                 buffers[key.fd] += chunk[: max(room, 0)]
-                truncated = truncated or len(chunk) > room
+                truncated = truncated or (key.fd == out_fd and len(chunk) > room)
     if not exited and not timed_out:  # it closed its output but may still be running
         timed_out = not _wait_until_exited(process, deadline)
     _kill_group(process)
     process.wait()
     process.stdout.close()
     process.stderr.close()
-    return bytes(buffers[out_fd]), bytes(buffers[err_fd]), truncated, timed_out
+    return buffers[out_fd], buffers[err_fd], truncated, timed_out  # no copies: the caps can be large
 
 
 def _exited(process: subprocess.Popen) -> bool:
