@@ -6,7 +6,7 @@ deliberate they are (the order is configurable, see `RULES`):
 - `boxed`: the last `\\boxed{...}` (MATH); boxes joined only by "," / "and" / "or" /
   spacing (`\\boxed{-2} and \\boxed{1}`) are one answer with several values;
 - `hashes`: `#### X` (GSM8K);
-- `answer_is`: "The (final) answer is X" / "Final answer: X";
+- `answer_is`: "The (final) answer is X" / "Final answer: X" / "Answer: X" at a line start;
 - `latex`: the last math span `$...$`, `$$...$$`, `\\(...\\)`, `\\[...\\]` in the last
   1,500 characters (found with Math-Verify's own span patterns), unless a number follows it;
 - `number`: the last number anywhere.
@@ -28,18 +28,20 @@ _BOXED_TOKEN = re.compile(r"\\(?:boxed|fbox)\s*\{|\{|\}")
 _HASHES = re.compile(r"####[ \t]*([^\n]*)")
 # Only the phrase is matched here; the answer is the rest of that line, cut afterwards.
 # Matching the phrase alone lets "the answer is 3, so the answer is 4" find the second one.
+_FINAL_ANSWER_IS = re.compile(r"\b(?:the\s+final\s+answer\s+is\b|final\s+answer\s*(?:is\b|:))[ \t]*:?", re.IGNORECASE)
 _ANSWER_IS = re.compile(
-    r"\b(?:the\s+(?:final\s+)?answer\s+is\b|final\s+answer\s*(?:is\b|:))[ \t]*:?", re.IGNORECASE
+    rf"{_FINAL_ANSWER_IS.pattern}|\bthe\s+answer\s+is\b[ \t]*:?"
+    r"|^[ \t>#*_]*answer[ \t*_]*:",  # "Answer: C", "**Answer:** 12" opening a line
+    re.IGNORECASE | re.MULTILINE,
 )
-_FINAL_ANSWER = re.compile(r"\bfinal\s+answer\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\.(?:\s|$)")
-# A minus sign counts only when it is not a binary minus ("5-3" ends in 3, not -3).
+# A minus sign (ASCII or U+2212) counts only when it is not a binary minus ("5-3" ends in 3, not -3).
 # Thousands separators (comma or space) must come in groups of three so "1,2,3" is a
 # list, not 123; a comma before one, two or four-plus digits ("1000,99", "2,74") is a
 # decimal comma, as Math-Verify reads it. Digits glued to letters ("AZYUK2A", "x2") are
 # names, not numbers; a simple fraction "2/3" is one number.
 _NUMBER = re.compile(
-    r"(?:(?<![\w)\]}])-)?(?<![A-Za-z_\d.])(?:"
+    r"(?:(?<![\w)\]}])[-\u2212])?(?<![A-Za-z_\d.])(?:"
     r"(?P<grouped>\d{1,3}(?:,\d{3})+|\d{1,3}(?: \d{3})+(?!\d))(?:\.\d+)?"
     r"|(?<!\d,)(?P<decimal_comma>\d+,(?:\d{1,2}|\d{4,})(?![\d,]))"
     r"|\d+(?:\.\d+)?(?:/\d+(?!\d|\.\d))?"
@@ -56,6 +58,7 @@ _BOX_JOINER = re.compile(rf"{_JOINERS}*(?:[A-Za-z]+\s*(?:,|\band\b|\bor\b){_JOIN
 # An answer phrase followed by a long sentence is prose ("Final Answer: The number of
 # points is 19"); then the last math span or number of that sentence is the answer.
 _SHORT_ANSWER_CHARS = 60
+_WHOLE_SET = re.compile(r"(?:\\left)?\\\{(?P<elements>.*)(?:\\right)?\\\}", re.DOTALL)
 _LATEX_WINDOW = 1_500
 
 
@@ -146,47 +149,75 @@ def _boxes(text: str) -> list[tuple[int, int, int, int]]:
 
 
 def _last_boxed(text: str, parts: int = 1) -> str | None:
-    """The last box, with the boxes joined to it by "," / "and" / spacing, or the last `parts` boxes.
+    """The last box, with the boxes joined to it by "," / "and" / spacing, or the last boxes
+    that hold `parts` values (`\\boxed{2, 3}` holds two).
 
-    None when "final answer" follows the last box: that box was an intermediate result
-    and the answer stated after it is the final one (Math-Verify ranks it first too).
+    None when a final answer is stated after the last box ("Final Answer: 7"): that box
+    was an intermediate result (Math-Verify ranks the statement first too). A mere mention
+    ("\\boxed{5} is my final answer, verified in 3 ways") keeps the box.
     """
     boxes = [b for b in _boxes(text) if text[b[0] : b[1]].strip()]
-    if not boxes or _FINAL_ANSWER.search(text, boxes[-1][3]):
+    if not boxes or _last_answer_is(text[boxes[-1][3] :], _FINAL_ANSWER_IS):
         return None
     chosen = [boxes[-1]]
     for previous in reversed(boxes[:-1]):
         if not _BOX_JOINER.fullmatch(text, previous[3], chosen[0][2]):
             break
         chosen.insert(0, previous)
-    if len(chosen) < parts <= len(boxes):
+    if len(chosen) < parts <= len(boxes) and sum(_count_values(text[b[0] : b[1]]) for b in chosen) < parts:
         chosen = boxes[-parts:]
     return ", ".join(text[b[0] : b[1]].strip() for b in chosen)
 
 
+def count_parts(text: str) -> int:
+    """How many comma/semicolon-separated parts `text` has outside brackets."""
+    depth, parts = 0, 1
+    for char in text:
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(depth - 1, 0)
+        elif char in ",;" and depth == 0:
+            parts += 1
+    return parts
+
+
+def _count_values(box: str) -> int:
+    """How many values a box states: its parts, or a whole set's elements (`\\{2, 3\\}`)."""
+    box = box.strip()
+    whole_set = _WHOLE_SET.fullmatch(box)
+    return count_parts(whole_set["elements"] if whole_set else box)
+
+
 def _last_hashes(text: str) -> str | None:
-    """Rest of the line after the last `####` (GSM8K's answer marker)."""
+    """What the line after the last `####` (GSM8K's answer marker) states."""
     matches = _HASHES.findall(text)
-    return _clean(matches[-1]) if matches else None
+    return _stated(matches[-1]) if matches else None
 
 
-def _last_answer_is(text: str) -> str | None:
-    """What follows the last "The answer is", up to the end of that sentence or line."""
+def _last_answer_is(text: str, phrase: re.Pattern = _ANSWER_IS) -> str | None:
+    """What follows the last "The answer is" (or `phrase`), up to the end of that sentence or line."""
     last = None
-    for last in _ANSWER_IS.finditer(text):
+    for last in phrase.finditer(text):
         pass
     if last is None:
         return None
     line_end = text.find("\n", last.end())
-    rest = text[last.end() : line_end if line_end >= 0 else len(text)]
-    span = _LATEX_SPAN.match(rest.lstrip())
+    return _stated(text[last.end() : line_end if line_end >= 0 else len(text)])
+
+
+def _stated(rest: str) -> str | None:
+    """The answer at the start of `rest`: a math span, else the sentence; in a long or
+    wordy sentence ("#### The answer is 72") its last math span or number."""
+    math = "$" in rest or "\\" in rest or "[" in rest  # else no span can match; skip the regex
+    span = _LATEX_SPAN.match(rest.lstrip()) if math else None
     if span:  # "The answer is $\frac{1}{3}$." (a period inside the span must not cut it)
         return _span_content(span)
     sentence_end = _SENTENCE_END.search(rest)
     if sentence_end:
         rest = rest[: sentence_end.start()]
     rest = _clean(rest)
-    if len(rest) > _SHORT_ANSWER_CHARS or len(_PROSE_WORD.findall(_LATEX_SPAN.sub("", rest))) >= 3:
+    if len(rest) > _SHORT_ANSWER_CHARS or len(_PROSE_WORD.findall(_LATEX_SPAN.sub("", rest) if math else rest)) >= 3:
         return _last_latex(rest) or _last_number(rest)
     return rest
 
@@ -231,8 +262,8 @@ def _last_number(text: str) -> str | None:
 
 
 def _clean(answer: str) -> str:
-    """Strip the wrapping that models put around an answer: spaces, `$`, a final period."""
-    return answer.strip().lstrip("$").rstrip(" \t.$").strip()
+    """Strip the wrapping that models put around an answer: spaces, markdown bold, `$`, a final period."""
+    return answer.strip(" \t\n*").lstrip("$").rstrip(" \t.$*").strip()
 
 
 _RULE_FUNCTIONS = {

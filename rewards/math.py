@@ -11,7 +11,10 @@ processes (one per core by default).
 
 A wrong answer scored 1 is the worst thing a verifier can do (RL trains on it), so what
 cannot be verified (a comparison that collapses to a bare truth value, equations that
-agree only by both having no solution, a timeout) scores 0 with the reason.
+agree only by both having no solution, a timeout) scores 0 with the reason. So do answers
+that only look right: arithmetic left undone against a numeric reference (`47+8-15`, which
+may be the question copied), a value qualified in words (`3 \\text{ (or 4)}`), and a hedge
+between two values (`3 \\lor 4`, `3 = 4`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections import OrderedDict
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
-from rewards.extract import RULES, check_rules, find_answer
+from rewards.extract import RULES, check_rules, count_parts, find_answer
 from rewards.sandbox import SandboxPool, SandboxResult, default_workers
 from rewards.symbolic import DIFFERENT, EQUAL, GOLD_UNPARSEABLE, NO_SOLUTIONS, TRUTH_VALUE
 from rewards.verdict import Verdict, completion_text
@@ -34,15 +37,58 @@ MAX_ANSWER_CHARS = 1_000
 # recurs across a prompt's samples and across rounds. A few hundred bytes each.
 CACHE_SIZE = 100_000
 
-# A plain decimal, optionally after `x =`, with thousands separators, currency sign and
-# unit words: "1,234", "100 000", "-0.5", "\\$18", "18 dollars", "x = 5". Separators must
-# group by three so "1,2" (a pair) is not read as twelve; "5 pi" is a multiple of pi, not
-# five in units of "pi".
+# Words that, after a number, change its value or make it part of a phrase, so they are not
+# units ("5 squared", "2 dozen", "2 thirds", "5 or more", "5 more than x", "5 is wrong",
+# "3 pi"). "5 more apples" is still 5 apples.
+_NOT_A_UNIT = (
+    r"(?i:pi|sqrt|exp|log|ln|root|inverse|squared|cubed|factorial|dozens?|halfs?|halves|thirds?|quarters?"
+    r"|(?:four|fif|six|seven|eigh|nin|ten|hundred|thousand|million|billion)ths?"
+    r"|hundreds?|thousands?|millions?|billions?|trillions?"
+    r"|or|and|is|not|than|most|least|plus|minus|times|over|divided|to)\b"
+)
+# In `\\text{...}` beside a value: a number (not an exponent), an aside in parentheses, or such a word.
+_NOT_UNIT_TEXT = re.compile(rf"(?<![\^_\d])\d|[()]|\b{_NOT_A_UNIT}")
+# Scale words multiply: "1.5 million dollars" is 1500000 (GSM8K-style answers).
+_SCALES = {"thousand": 3, "million": 6, "billion": 9, "trillion": 12}
+# A plain decimal, optionally after `x =`, with thousands separators, currency sign, a scale
+# word, degrees and unit words: "1,234", "100 000", "-0.5", "\\$18", "18 dollars", "x = 5",
+# "5 thousand", "30^\\circ C". Separators must group by three so "1,2" (a pair) is not read
+# as twelve.
 _PLAIN_NUMBER = re.compile(
     r"(?:(?P<variable>[A-Za-z])\s*=\s*)?(?:\\?\$)?"
     r"(?P<number>[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d{1,3}(?: \d{3})+|\d+)(?:\.\d*)?|\.\d+))"
-    r"(?:\s+(?!(?:pi|sqrt|exp|log|ln)\b)[A-Za-z]{2,}\.?)*"
+    r"(?:\s+(?P<scale>(?i:thousand|million|billion|trillion))s?\b)?"
+    r"(?:\s*\^\s*\{?\s*\\circ\s*\}?(?:\s*[CFK](?![A-Za-z]))?)?"
+    rf"(?:\s+(?!{_NOT_A_UNIT})[A-Za-z]{{2,}}\.?)*"
 )
+# Unit words after a value that is not a plain number: "1/2 cup", "2\\sqrt{3} cm".
+_TRAILING_UNITS = re.compile(rf"(?<=[\d}}])(?:\s+(?!{_NOT_A_UNIT})[A-Za-z]{{2,}}\.?)+$")
+# Text around a number, read as its words: "5\\text{ cm}", "\\text{5 dollars}", "5 \\text{ thousand}".
+_TEXT_BLOCK = re.compile(r"\\(?:text(?:bf|rm|normal)?|mbox|mathrm)\s*\{(?P<content>[^{}\\]*)\}")
+# Thousands commas in an answer that has one part: "1,000\\%", "2^{10} = 1,024".
+_THOUSANDS_COMMA = re.compile(r"(?<![\d,.])\d{1,3}(?:,\d{3})+(?![\d,])")
+_BRACKETS = re.compile(r"[()\[\]]|\\\{|\\langle")
+# Arithmetic on numbers alone ("47+8-15", "48 + 48/2", "3 \\times 4") is the working, not
+# the value. A number, fraction, root, power or factorial is one value; so is scientific
+# notation ("2 \\times 10^{3}").
+_NUMERIC_ONLY = re.compile(
+    r"(?:[\d\s.,+\-*/\u00d7\u00f7\u00b7()\[\]{}^!%]|\\(?:frac|sqrt|times|cdot|div|left|right|[%,;! ]))+"
+)
+_BINARY_OPERATOR = re.compile(r"(?<=[\d)}\]!%.])\s*(?:[+\-*\u00d7\u00f7\u00b7]|\\times|\\cdot|\\div)")
+_SCIENTIFIC = re.compile(
+    r"[-+]?\d+(?:\.\d+)?\s*(?:\\times|\\cdot|\u00d7|\*)\s*10\s*\^\s*(?:\{\s*[-+]?\d+\s*\}|[-+]?\d+)"
+)
+# A multiple-choice answer: "C", "(C)", "C)", "\\text{(C)}", "\\textbf{(C)}"; after a
+# closed label the option's text may follow ("(C) 12").
+_CHOICE = re.compile(
+    r"(?P<wrap>\\(?:text|textbf|textrm|mathrm|mathbf)\s*\{\s*)?"
+    r"(?:\((?P<paren>[A-J])\)|(?P<bare>[A-J])(?P<close>\))?)\s*(?(wrap)\})(?P<rest>.*)",
+    re.DOTALL,
+)
+_CHOICE_START = frozenset("(\\ABCDEFGHIJ")
+_OPTION_LABEL = re.compile(r"\(?\b[A-J]\)")
+_UNICODE_FORMS = str.maketrans({"\u2212": "-", "\u00a0": " ", "\u202f": " ", "\u00b0": "^\\circ"})
+_MISSING = {"", "nan", "none", "null"}  # a missing value (None, NaN) once made text
 # LaTeX spacing between digit groups is a thousands separator, never a list:
 # "10,\\!080", "1\\,000", "1{,}000", "100\\ 000".
 _DIGIT_GROUP_SEPARATOR = re.compile(r"(?<=\d)(?:,\\!|\{,\}|\\[,!; ]|~)(?=\d{3}(?!\d))")
@@ -137,13 +183,23 @@ class MathReward:
     def _judge_directly(self, completion: Any, reference: Any) -> Verdict | _SymbolicCheck:
         """The verdict when no symbolic check is needed, else the check to run."""
         gold = _reference_text(reference)
-        if not gold:
+        if gold.lower() in _MISSING:
             return Verdict(None, "missing reference answer")
-        found = find_answer(completion_text(completion), self.rules, parts=_count_parts(gold))
+        parts = _count_parts(gold)
+        found = find_answer(completion_text(completion), self.rules, parts=parts)
         if found is None:
             return Verdict(0.0, "no answer found")
         pred = normalize_answer(found.text)
         where = f"({found.rule})"
+        gold_choice = _choice(gold)
+        if gold_choice is not None:
+            pred_choice = _choice(pred)
+            if pred_choice is not None:
+                return _compared(pred_choice == gold_choice, pred, gold, where)
+        else:
+            pred = _option_text(pred)
+        if parts == 1 and "," in pred and not _BRACKETS.search(pred):
+            pred = _THOUSANDS_COMMA.sub(lambda m: m.group().replace(",", ""), pred)
         if pred == gold:
             return Verdict(1.0, f"answer {_preview(pred)} {where} matches the reference exactly")
         pred_number, gold_number = _as_number(pred), _as_number(gold)
@@ -157,7 +213,11 @@ class MathReward:
             return _compared(pred_words == gold_words, pred, gold, where)
         if len(pred) > MAX_ANSWER_CHARS:
             return Verdict(0.0, f"answer too long to check ({len(pred)} characters)")
-        return _SymbolicCheck(pred, gold, where)
+        if gold_number is not None and _unevaluated(pred):
+            return Verdict(0.0, f"answer {_preview(pred)} {where} is arithmetic left undone, not a value")
+        if _qualified(pred):
+            return Verdict(0.0, f"answer {_preview(pred)} {where} qualifies its value in words, not a unit")
+        return _SymbolicCheck(_TRAILING_UNITS.sub("", pred) or pred, gold, where)
 
     def _check_symbolically(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], SandboxResult]:
         """`symbolic_equal` of each (pred, gold) pair: from the cache, else from the workers."""
@@ -211,46 +271,45 @@ def _symbolic_verdict(result: SandboxResult, check: _SymbolicCheck) -> Verdict:
 def normalize_answer(text: str) -> str:
     """Answer text without the wrapping that does not change its meaning.
 
-    Outer `$`/`\\(`/`\\[` delimiters and a final period go; LaTeX thousands separators
-    are joined (`10,\\!080` -> `10080`); `\\dfrac`/`\\tfrac` become `\\frac`.
+    Outer `$`/`\\(`/`\\[` delimiters and a final period or comma go; LaTeX thousands separators
+    are joined (`10,\\!080` -> `10080`); `\\dfrac`/`\\tfrac` become `\\frac`; a Unicode
+    minus (U+2212, or a leading en dash) becomes `-`, `°` becomes `^\\circ` and a
+    non-breaking space a space.
 
     >>> normalize_answer(r"$x = 20,\\!080$.")
     'x = 20080'
     """
-    text = text.strip().rstrip(" \t\n.").strip()
+    text = text.strip().rstrip(" \t\n.,;").strip()
     delimited = _MATH_DELIMITERS.fullmatch(text)
     if delimited:
         text = delimited["content"]
     text = text.strip().lstrip("$").rstrip(" \t\n.$").strip()
     text = _DIGIT_GROUP_SEPARATOR.sub("", text)
+    if not text.isascii():
+        text = text.translate(_UNICODE_FORMS)
+        if text.startswith("\u2013"):
+            text = "-" + text[1:]
     return text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
 
 
 def _reference_text(reference: Any) -> str:
-    """The reference's answer: read like a completion's boxes when it has any (a full
-    solution), else all of it. An unclosed last box still holds the answer."""
+    """The reference's answer: read like a completion's boxes or `####` line when it has
+    any (a full solution), else all of it. An unclosed last box still holds the answer."""
     if reference is None:
         return ""
     text = str(reference)
     if "\\boxed" in text or "\\fbox" in text:
         boxed = find_answer(text, ("boxed",))
         text = boxed.text if boxed else text.rpartition("\\boxed{")[2]
+    elif "####" in text:
+        hashes = find_answer(text, ("hashes",))
+        text = hashes.text if hashes else ""
     return normalize_answer(text)
 
 
 def _count_parts(gold: str) -> int:
     """How many comma/semicolon-separated parts the reference has outside brackets."""
-    if _as_number(gold) is not None:
-        return 1
-    depth, parts = 0, 1
-    for char in gold:
-        if char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth = max(depth - 1, 0)
-        elif char in ",;" and depth == 0:
-            parts += 1
-    return parts
+    return 1 if _as_number(gold) is not None else count_parts(gold)
 
 
 def _compared(same: bool, pred: str, gold: str, where: str) -> Verdict:
@@ -260,13 +319,18 @@ def _compared(same: bool, pred: str, gold: str, where: str) -> Verdict:
 
 def _as_number(text: str) -> tuple[str | None, Decimal] | None:
     """`text` as (variable or None, exact decimal) when it is a plain number (see `_PLAIN_NUMBER`)."""
+    if "\\" in text:
+        text = _TEXT_BLOCK.sub(r" \g<content>", text).strip()
     match = _PLAIN_NUMBER.fullmatch(text)
     if match is None:
         return None
     try:
-        return match["variable"], Decimal(match["number"].replace(",", "").replace(" ", ""))
+        value = Decimal(match["number"].replace(",", "").replace(" ", ""))
     except InvalidOperation:
         return None
+    if match["scale"]:
+        value = value.scaleb(_SCALES[match["scale"].lower()])
+    return match["variable"], value
 
 
 def _as_words(text: str) -> str | None:
@@ -279,6 +343,49 @@ def _as_words(text: str) -> str | None:
     if not _WORDS.fullmatch(content) or (not wrapped and len(content) < 3):
         return None
     return " ".join(content.lower().split())
+
+
+def _choice(text: str) -> str | None:
+    """The option letter when `text` is a multiple-choice answer ("(C)", "\\text{C}", "(C) 12")."""
+    match = _CHOICE.fullmatch(text) if text[:1] in _CHOICE_START else None
+    if match is None:
+        return None
+    rest = match["rest"].strip()
+    if rest and not ((match["paren"] or match["close"]) and not _OPTION_LABEL.search(rest)):
+        return None  # "C 12", "A, C", "(A) (B) (C)": not one labelled option
+    return match["paren"] or match["bare"]
+
+
+def _option_text(text: str) -> str:
+    """An answer without its option label when the reference is not a letter: "(C) 12" -> "12"."""
+    match = _CHOICE.fullmatch(text) if text[:1] in _CHOICE_START else None
+    rest = match["rest"].strip() if match else ""
+    if rest and (match["paren"] or match["close"]) and not _OPTION_LABEL.search(rest):
+        return rest
+    return text
+
+
+def _unevaluated(answer: str) -> bool:
+    """Whether the answer's value (its last side) is arithmetic on numbers left undone."""
+    value = answer.rpartition("=")[2].strip()
+    return bool(
+        _NUMERIC_ONLY.fullmatch(value) and _BINARY_OPERATOR.search(value) and not _SCIENTIFIC.fullmatch(value)
+    )
+
+
+def _qualified(answer: str) -> bool:
+    """Whether text beside the value says more than a unit: "3 \\text{ (or 4)}",
+    "5 \\text{ thousand}". Math-Verify drops trailing text as a unit, which would leave 3 or 5.
+    A lone "or"/"and" joins values (`x = 2 \\text{ or } x = 3`); an answer that is all text
+    (`\\text{5}`) is not beside anything."""
+    blocks = list(_TEXT_BLOCK.finditer(answer))
+    if len(blocks) == 1 and blocks[0].span() == (0, len(answer)):
+        return False
+    for block in blocks:
+        content = block["content"].strip(" ,;").lower()
+        if content not in ("or", "and") and _NOT_UNIT_TEXT.search(content):
+            return True
+    return False
 
 
 def _preview(text: str, limit: int = 60) -> str:

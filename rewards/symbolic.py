@@ -21,10 +21,10 @@ from itertools import product
 import sympy
 from antlr4.atn.PredictionMode import PredictionMode
 from latex2sympy2_extended.latex2sympy2 import _Latex2Sympy
-from math_verify import ExprExtractionConfig, parse, verify
-from math_verify.grader import is_assignment_relation
+from math_verify import LatexExtractionConfig, parse, verify
+from math_verify.grader import is_assignment_relation, is_equation, is_relation
 from sympy.core.relational import Relational
-from sympy.logic.boolalg import Boolean, BooleanAtom
+from sympy.logic.boolalg import And, Boolean, BooleanAtom
 from sympy.parsing.sympy_parser import (
     convert_xor,
     implicit_multiplication_application,
@@ -93,6 +93,9 @@ logging.getLogger("math_verify").setLevel(logging.ERROR)
 _PLAIN_ARITHMETIC = re.compile(r"[0-9A-Za-z+\-*/^().\s]+")
 _IDENTIFIER = re.compile(r"[A-Za-z]+")
 _SAFE_NAMES = frozenset({"sqrt", "pi", "exp", "log", "ln", "sin", "cos", "tan", "oo"})
+_CONSTANTS = {"e": sympy.E, "i": sympy.I}
+_UPRIGHT_CONSTANT = re.compile(r"\\(?:mathrm|text|operatorname)\s*\{\s*([ei])\s*\}")
+_LATEX_ONLY = [LatexExtractionConfig()]
 _TRANSFORMATIONS = standard_transformations + (
     implicit_multiplication_application,
     convert_xor,
@@ -133,6 +136,8 @@ def symbolic_equal(pred: str, gold: str, precision: int = 6) -> str:
     for gold_reading, pred_reading in product(gold_readings, pred_readings):
         if not verify(gold_reading, pred_reading, float_rounding=precision, timeout_seconds=None):
             continue
+        if not _sides_agree(gold_reading, pred_reading, precision):
+            continue
         if not _both_unsolvable(gold_reading, pred_reading):
             return EQUAL
         verdict = NO_SOLUTIONS
@@ -155,6 +160,21 @@ def _has_truth_value(reading, closed_counts: bool) -> bool:
     if isinstance(reading, sympy.Basic):
         return any(_has_truth_value(arg, closed_counts) for arg in reading.args)
     return False
+
+
+def _sides_agree(gold, pred, precision: int) -> bool:
+    """An equation chain answering a value (`2^{10} = 1024`, `x = 5+5 = 10`) is read by
+    its last side, as math-verify does, but only when every side without unknowns has
+    that value too: `3 = 4` or `x = 3 = 4` hedges between values and answers neither."""
+    if not is_equation(pred) or is_relation(gold):
+        return True
+    relations = pred._unsorted_args if isinstance(pred, And) else (pred,)
+    sides = [relation.lhs for relation in relations] + [relations[-1].rhs]
+    return all(
+        verify(gold, side, float_rounding=precision, timeout_seconds=None)
+        for side in sides
+        if isinstance(side, sympy.Expr) and not side.free_symbols
+    )
 
 
 def _both_unsolvable(gold, pred) -> bool:
@@ -189,23 +209,42 @@ def _no_solution(relation: Relational) -> bool:
 
 
 def _read(text: str) -> list:
-    """Candidate readings of `text`: sympy objects, or math-verify's raw-string fallback."""
+    """Candidate readings of `text`: sympy objects, or math-verify's raw-string fallback.
+
+    The text is the whole answer, so it is read as a whole, as LaTeX: math-verify's
+    fallbacks would read a part of an answer that does not parse (the `4` of `3 \\lor 4`
+    or `3 -> 4`, the `\\frac{3}{1}` of `\\frac{3}{1} \\lor 4`). Its LaTeX reader makes `e`
+    Euler's number but `i` a plain symbol; both are made constants here, as `_sympy_parse`
+    makes them, so `i^2` and `-1` agree.
+    """
     expr = _sympy_parse(text)
     if expr is not None:
         return [expr]
     # The answer was usually the content of a box; boxing it again lets the LaTeX
-    # extractor, which looks for delimiters, find it.
-    readings = parse("\\boxed{" + text + "}", parsing_timeout=None)
-    if all(isinstance(reading, str) for reading in readings):
-        readings = parse(text, extraction_config=[ExprExtractionConfig()], parsing_timeout=None) or readings
-    return readings
+    # extractor, which looks for delimiters, find it. `\\mathrm{e}` would be dropped as a unit.
+    boxed = "\\boxed{" + _UPRIGHT_CONSTANT.sub(r"\1", text) + "}"
+    readings = parse(boxed, extraction_config=_LATEX_ONLY, extraction_mode="first_match", parsing_timeout=None)
+    if "$" in text and all(isinstance(reading, str) for reading in readings):
+        # Math spans inside the answer ("$12$ and $13$"): math-verify joins them.
+        readings = parse(boxed, extraction_config=_LATEX_ONLY, parsing_timeout=None)
+    return [_constants(reading) for reading in readings]
+
+
+def _constants(reading):
+    """A math-verify reading with the symbols `e` and `i` (from `\\mathrm{e}`, `i`) made
+    Euler's number and the imaginary unit."""
+    if not isinstance(reading, sympy.Basic):
+        return reading
+    names = {symbol: getattr(symbol, "name", "") for symbol in reading.free_symbols}
+    return reading.xreplace({symbol: _CONSTANTS[name] for symbol, name in names.items() if name in _CONSTANTS})
 
 
 def _sympy_parse(text: str):
     """`text` as a sympy expression, or None when it is not safe plain arithmetic.
 
     Symbols are made real, as math-verify makes them, so `x**2` here and `x^{2}` read by
-    math-verify are the same expression.
+    math-verify are the same expression; `e` and `i` are Euler's number and the imaginary
+    unit, as in LaTeX.
     """
     if not _PLAIN_ARITHMETIC.fullmatch(text):
         return None
@@ -213,7 +252,7 @@ def _sympy_parse(text: str):
     if any(len(name) > 1 and name not in _SAFE_NAMES for name in names):
         return None
     try:
-        expr = parse_expr(text, transformations=_TRANSFORMATIONS)
+        expr = parse_expr(text, local_dict=_CONSTANTS, transformations=_TRANSFORMATIONS)
         return expr.xreplace({s: sympy.Symbol(s.name, real=True) for s in expr.free_symbols})
     except Exception:  # sympy raises many types (SyntaxError, TokenError, TypeError...)
         return None
