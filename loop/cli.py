@@ -20,8 +20,7 @@ from pathlib import Path
 from rich.console import Console
 
 from policies.atomic import write_yaml
-from loop.config import (ConfigError, LoopConfig, apply_overrides, diff, flatten, load_config, read_yaml_file,
-                         to_dict, validate)
+from loop.config import ConfigError, LoopConfig, apply_overrides, diff, flatten, load_config, to_dict, validate
 from loop.preflight import preflight
 from loop.rundir import RunDir, RunLocked, check_can_create, config_hash
 from policies.schema import ACCEPT_RATE
@@ -55,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="join a multi-node run's training jobs from another machine")
     worker.add_argument("run_dir", help="the run dir rank 0 writes, on shared storage")
     worker.add_argument("--rank", type=int, required=True, help="this machine's rank (1 .. update.nodes.count - 1)")
+    worker.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="wait this long for rank 0 to create the run dir (machines started at once); default: refuse")
     return p
 
 
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "worker":
             from loop.worker import work
 
-            return work(RunDir(args.run_dir), args.rank, console)
+            return work(RunDir(args.run_dir), args.rank, console, wait_s=args.wait)
         cfg, run, notes = _prepare(args)
     except (ConfigError, RunLocked) as err:
         print("error: " + " ".join(str(err).split()), file=sys.stderr)  # one line, whatever the message held
@@ -96,9 +97,7 @@ def _prepare(args) -> tuple[LoopConfig, RunDir, list[str]]:
         run, force = RunDir(cfg.run_dir), False
     else:
         run = RunDir(args.run_dir)
-        if not run.config_file.is_file():
-            raise ConfigError(f"{args.run_dir} is not a run directory (no config.yaml); start one with `loop run`")
-        cfg = validate(apply_overrides(read_yaml_file(run.config_file), args.overrides))
+        cfg = validate(apply_overrides(run.read_config(), args.overrides))
         force = args.force
     notes: list[str] = []
     if run.exists():
@@ -127,10 +126,10 @@ def _check_same_config(run: RunDir, cfg: LoopConfig, force: bool, resuming: bool
     state = run.load_state()
     how = "pass --force to accept the change" if resuming else \
         f"resume it with `loop resume {run.path}`, or pick another name with --set name=..."
-    changes = diff(read_yaml_file(run.config_file) or {}, to_dict(cfg))
+    changes = diff(run.read_config(), to_dict(cfg))
     if changes and not force:
         raise ConfigError(f"{run.path} was made by another config ({'; '.join(changes)}); {how}")
-    saved = to_dict(validate(read_yaml_file(run.config_file) or {}))
+    saved = to_dict(validate(run.read_config()))
     edited = state.config_hash is not None and state.config_hash != config_hash(saved)
     if edited and not force:
         raise ConfigError(f"{run.config_file} was edited since the run started (its hash differs from state.json's); "
@@ -192,9 +191,10 @@ def status(run: RunDir, console: Console) -> int:
 
 
 def compare(run_dirs: list[str], out: Path, console: Console) -> int:
-    from loop.compare import comparison_table, load_runs, plot_runs
+    from loop.compare import check_output, comparison_table, load_runs, plot_runs
 
     runs = load_runs(run_dirs)
+    check_output(out, "--out", "file")  # refused before the table is printed
     wide = Console(highlight=False, width=max(console.width, 150))  # twelve columns: never squeeze them
     wide.print(comparison_table(runs))
     console.print(f"plot: {plot_runs(runs, out)}")
@@ -204,6 +204,7 @@ def compare(run_dirs: list[str], out: Path, console: Console) -> int:
 def report(run_dirs: list[str], out: str | None, console: Console) -> int:
     from loop.report_html import build_report
 
+    _quiet_libraries()  # reading the rollouts' Parquet would draw progress bars
     out_dir = Path(out) if out else (Path(run_dirs[0]) / "report" if len(run_dirs) == 1 else Path("report"))
     console.print(f"report: {build_report(run_dirs, out_dir)}")
     return 0

@@ -6,7 +6,7 @@ on a run still in progress (its rounds so far).
 
 from __future__ import annotations
 
-import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from rich.table import Table
 
 from loop.config import ConfigError
 from loop.report import save_figure
+from loop.rundir import RunDir
 from policies.schema import ACCEPT_RATE
 
 PHASES = ("generate", "reward", "filter", "train", "evaluate")
@@ -26,14 +27,30 @@ class RunMetrics:
 
 
 def load_runs(paths: list[str]) -> list[RunMetrics]:
+    """Each run's rows of metrics.jsonl; a missing or damaged file is one RunDirError naming it."""
     runs = []
     for path in paths:
-        metrics = Path(path) / "metrics.jsonl"
-        if not metrics.exists():
+        run = RunDir(path)
+        if not run.metrics_file.is_file():
             raise ConfigError(f"{path} has no metrics.jsonl: not a run directory, or no round finished yet")
-        rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-        runs.append(RunMetrics(Path(path).name, rows))
+        runs.append(RunMetrics(Path(path).name, run.read_metrics()))
     return runs
+
+
+def check_output(path: Path, option: str, kind: str) -> None:
+    """`path` can be written as a `kind` ("file" or "directory") without replacing the other
+    kind; raises ConfigError before anything is written. Missing parents are fine (made later)."""
+    target = Path(path)
+    if target.exists() and target.is_dir() != (kind == "directory"):
+        raise ConfigError(f"{option} {str(path)!r} is a {'directory' if target.is_dir() else 'file'}; "
+                          f"give a {kind} path")
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{option} {str(path)!r}: {str(parent)!r} is a file, so it cannot be made; give another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {str(path)!r}: cannot write in {str(parent)!r}; give a writable path")
 
 
 def comparison_table(runs: list[RunMetrics]) -> Table:

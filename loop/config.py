@@ -7,11 +7,11 @@ the field's dotted path and what is allowed, before anything is written.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from loop.monitor.config import MonitorConfig
@@ -21,13 +21,9 @@ from loop.retention import StorageConfig
 from loop.threads import ThreadsConfig
 from policies.engines.config import RolloutConfig
 from policies.model_config import ModelConfig
-from policies.updates.config import UpdateConfig
+from policies.updates.config import SFT_STYLE, UpdateConfig
 from rewards.registry import RewardSpec, build_reward, reward_names
-from rewards.section import Section
-
-
-class ConfigError(ValueError):
-    """A user-facing configuration problem: the message names the field and the fix."""
+from rewards.section import ConfigError, Section, check_template, parse_yaml, read_yaml_file
 
 
 class TaskConfig(Section):
@@ -115,11 +111,20 @@ class DataConfig(Section):
     prompts_per_round: int = Field(256, ge=1)
     prompt_template: str = Field("{prompt}", description="Text around each problem; {prompt} marks where it goes.")
 
+    @field_validator("prompt_template")
+    @classmethod
+    def _marks_the_problem(cls, template: str) -> str:
+        return check_template(template, required=("prompt",))
+
     @model_validator(mode="after")
     def _one_source(self) -> "DataConfig":
         sources = [s for s in (self.task, self.path, self.dataset) if s is not None]
         if len(sources) != 1:
             raise ValueError("set exactly one of `data.task`, `data.path`, `data.dataset`")
+        for key in ("subset", "eval_split"):  # read only from a hub dataset: elsewhere they would do nothing
+            if getattr(self, key) is not None and self.dataset is None:
+                raise ValueError(f"data.{key} picks from a hub dataset (data.dataset); drop it"
+                                 + (", or give a held-out file as data.eval_path" if key == "eval_split" else ""))
         for key in ("path", "eval_path", "seed_path"):
             value = getattr(self, key)
             if value is not None and not Path(value).expanduser().exists():
@@ -133,7 +138,7 @@ class EvalConfig(Section):
     verifier: str = Field("math", description="Reward whose score >= 1 counts as correct (a reward in `rewards` or a built-in).")
     k: int = Field(4, ge=1, description="Samples per problem for pass@k / maj@k; 1 = greedy only.")
     temperature: float = Field(1.0, ge=0.0)
-    max_new_tokens: int | None = Field(None, description="Defaults to rollout.max_new_tokens.")
+    max_new_tokens: int | None = Field(None, ge=1, description="Defaults to rollout.max_new_tokens.")
 
 
 class ControlConfig(Section):
@@ -195,7 +200,22 @@ class LoopConfig(Section):
                              f"({', '.join(keys)}) nor a built-in ({', '.join(reward_names())})")
         _check_verifier_builds(self.eval.verifier, keys)
         _check_tests_columns(self.rewards, self.eval.verifier, self.data)
+        _check_positions(self)
         return self
+
+    @field_validator("growth")
+    @classmethod
+    def _growth_requests(cls, growth: GrowthConfig | None) -> GrowthConfig | None:
+        if growth is None:
+            return growth
+        try:
+            check_template(growth.template, required=("examples",))
+        except ValueError as err:
+            raise ValueError(f"growth.template: {err}") from None
+        if not growth.stop:
+            raise ValueError("growth.stop: an empty stop string ends every proposal before it starts; "
+                             "give the text that ends one, e.g. \"\\n\\n\"")
+        return growth
 
     @field_validator("name")
     @classmethod
@@ -234,9 +254,47 @@ def _check_tests_columns(rewards: list[RewardSpec], verifier: str, data: DataCon
                              f"not provide; map one with data.columns.extra: {{{column}: <your column>}}")
 
 
+def _check_positions(cfg: LoopConfig) -> None:
+    """A tiny model's context holds the prompt and every token the policy is asked to write
+    (`loop/preflight.py` adds the longest prompt once the data is read)."""
+    tiny = cfg.model.tiny
+    if tiny is None:
+        return
+    lengths = {"rollout.max_new_tokens": cfg.rollout.max_new_tokens, "eval.max_new_tokens": cfg.eval.max_new_tokens}
+    if cfg.update.algorithm == "gkd":
+        lengths["update.gkd.max_new_tokens"] = cfg.update.gkd.max_new_tokens
+    if cfg.update.algorithm == "cai" and cfg.update.cai.critic is None:  # the policy writes critiques
+        lengths["update.cai.max_new_tokens"] = cfg.update.cai.max_new_tokens
+    if cfg.growth is not None and cfg.growth.author == "policy":
+        lengths["growth.max_new_tokens"] = cfg.growth.max_new_tokens
+    for field, tokens in lengths.items():
+        if tokens is not None and tokens >= tiny.max_position_embeddings:
+            raise ValueError(f"{field}: {tokens} new tokens do not fit model.tiny.max_position_embeddings = "
+                             f"{tiny.max_position_embeddings} (the prompt needs positions too); lower {field} "
+                             "or raise model.tiny.max_position_embeddings")
+
+
+def _check_total_used(update: UpdateConfig, rewards: list[RewardSpec]) -> None:
+    """Rewards that all weigh 0 make every total 0: fine for a gate-only filter that keeps
+    whatever passes (threshold <= 0), never for an update that needs totals to differ."""
+    if any(spec.weight != 0 for spec in rewards):
+        return
+    fix = "give the reward that judges the answer a weight (e.g. {name: math, weight: 1.0})"
+    if update.algorithm in SFT_STYLE:
+        field, thresholds = (("update.rest.thresholds", update.rest.thresholds) if update.algorithm == "rest"
+                             else ("update.threshold", [update.threshold]))
+        if max(thresholds) > 0:
+            raise ValueError(f"rewards: every weight is 0, so every sample's total is 0 and none reaches "
+                             f"{field} ({', '.join(f'{t:g}' for t in thresholds)}); {fix}")
+    elif update.algorithm == "grpo" or (update.algorithm == "dpo" and update.dpo.score is None):
+        raise ValueError(f"rewards: every weight is 0, so the samples of a prompt all score the same total and "
+                         f"{update.algorithm} learns nothing from them; {fix}")
+
+
 def _check_update(update: UpdateConfig, rollout: RolloutConfig, rewards: list[RewardSpec]) -> None:
     """What the update needs of the other sections."""
     reward_keys = [spec.key for spec in rewards]
+    _check_total_used(update, rewards)
     if update.dpo.score is not None and update.dpo.score not in reward_keys:
         raise ValueError(f"update.dpo.score: {update.dpo.score!r} is not a reward of this run ({', '.join(reward_keys)})")
     if update.algorithm == "cai" and update.cai.pairs == "judge" and rollout.n < 2:
@@ -275,10 +333,21 @@ def validate(raw: dict) -> LoopConfig:
     """Strict: `rounds: true` or `rounds: "3"` is an error, not 1 or 3 (YAML says what a value is)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"expected a mapping of sections at the top level, got {type(raw).__name__}")
+    _refuse_non_finite(raw, "")
     try:
         return LoopConfig.model_validate(raw, strict=True)
     except ValidationError as err:
         raise ConfigError(_explain(err)) from None
+
+
+def _refuse_non_finite(node: Any, path: str) -> None:
+    """`.nan` and `.inf` anywhere (typed fields and free-form args alike): NaN compares false with
+    everything, so a NaN weight or threshold would silently keep or drop every sample."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"invalid config: {path}: {node} is not a finite number; give a finite value")
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        _refuse_non_finite(value, f"{path}.{key}" if path else str(key))
 
 
 def _explain(err: ValidationError) -> str:
@@ -290,7 +359,8 @@ def _explain(err: ValidationError) -> str:
             msg = "unknown key (check the spelling; see the config reference in README.md)"
         elif e["type"].endswith("_type") and "input" in e:
             msg += f", got {type(e['input']).__name__} {e['input']!r}"[:120]
-        names_field = path and msg.startswith((f"{path}.", f"{path}:"))  # a validator that said where
+        # a validator that said where: "<field>.<key>: ..." under its own section, or any field at the top
+        names_field = msg.startswith((f"{path}.", f"{path}:")) if path else bool(re.match(r"[\w.]+: ", msg))
         lines.append(msg if names_field else f"{path or 'config'}: {msg}")
     return "invalid config: " + "; ".join(lines)
 
@@ -300,47 +370,6 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> LoopConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level (e.g. `rounds: 3`)")
     return validate(apply_overrides(raw, list(overrides)))
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML 1.1 reads `1e-5` as a string; read it as the number everyone means (YAML 1.2)."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)[eE][-+]?\d+$"),
-    list("-+0123456789."),
-)
-
-
-def parse_yaml(text: str, where: str) -> Any:
-    """Parse YAML text; a syntax error is one line naming `where`, the position and the fix."""
-    try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        hint = "indent with spaces, not tabs" if "\t" in text and "\\t" in repr(problem) else "fix the YAML syntax"
-        raise ConfigError(f"{where}: invalid YAML{at}: {problem}; {hint}") from None
-
-
-def read_yaml_file(path: str | Path) -> Any:
-    """The YAML in `path`; a missing, unreadable, binary or malformed file is one ConfigError."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise ConfigError(f"config file {str(path)!r} is a directory; give a YAML file") from None
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
-    except OSError as err:
-        raise ConfigError(f"config file {str(path)!r} cannot be read ({err.strerror}); give a readable YAML file") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (a binary file?); give a YAML file") from None
-    return parse_yaml(text, str(path))
 
 
 def to_dict(cfg: LoopConfig) -> dict:

@@ -36,9 +36,34 @@ def _read_file(path: str, field: str) -> Dataset:
         reason = " ".join(str(cause).split())[:160] or type(cause).__name__
         if isinstance(err, StopIteration) or not reason.strip():
             reason = "no rows"
+        elif kind == "json":
+            reason = _bad_json_line(Path(path).expanduser()) or reason
         raise ConfigError(f"{field}: {path} could not be read as {'Parquet' if kind == 'parquet' else 'JSON lines'} "
                           f"({reason}); give one JSON object per line (or a .parquet file)") from None
     return _checked_rows(ds, field, path)
+
+
+def _bad_json_line(path: Path) -> str | None:
+    """Where a JSON-lines file first breaks, as "line N: why" (the loader says only a byte
+    position); None when the file is one JSON document or every line parses."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        json.loads(text)
+        return None  # a whole-file JSON document: the loader's own reason stands
+    except (OSError, UnicodeDecodeError):
+        return None
+    except ValueError:
+        pass
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as err:
+            return f"line {number}: {err.msg}"
+        if not isinstance(row, dict):
+            return f"line {number}: a JSON {type(row).__name__}, not an object"
+    return None
 
 
 def _load_hub(cfg: DataConfig, split: str, field: str) -> Dataset:
@@ -72,13 +97,9 @@ def _canonical(ds: Dataset, cfg: DataConfig, origin: str, need_rationale: bool =
             raise ConfigError(f"data.columns.{field}: column {column!r} is not in {origin} "
                               f"(its columns: {', '.join(ds.column_names)})")
 
-    for field in ("prompt", "answer"):  # a null would become the text "None": a silent wrong
-        column = wanted[field]
+    for field, column in wanted.items():  # a null would become the text "None": a silent wrong
         if column is not None:
-            nulls = [i for i, v in enumerate(ds[column][:]) if v is None or (field == "prompt" and not str(v).strip())]
-            if nulls:
-                raise ConfigError(f"data.columns.{field}: {len(nulls)} row(s) of {origin} have no {column!r} "
-                                  f"(row {nulls[0]} is null or empty); fill or remove them")
+            _check_values(ds[column][:], field, column, origin)
 
     def convert(row: dict, idx: int) -> dict:
         out = {"prompt_id": f"{origin}:{idx}", "prompt": str(row[cols.prompt]),
@@ -89,6 +110,25 @@ def _canonical(ds: Dataset, cfg: DataConfig, origin: str, need_rationale: bool =
         return out
 
     return ds.map(convert, with_indices=True, remove_columns=ds.column_names)
+
+
+def _check_values(values: list, field: str, column: str, origin: str) -> None:
+    """Every row has a value, and the prompt, answer and rationale are text (or a number, for an
+    answer): a null or a list would reach the policy as the text "None" or "['...']"."""
+    text = field in ("prompt", "rationale")  # what the policy reads or is trained to write
+    nulls = [i for i, v in enumerate(values) if v is None or (text and not str(v).strip())]
+    if nulls:
+        raise ConfigError(f"data.columns.{field}: {len(nulls)} row(s) of {origin} have no {column!r} "
+                          f"(row {nulls[0] + 1} is null or empty); fill or remove them")
+    if field.startswith("extra."):  # a reward's own argument: any type it reads
+        return
+    kinds = (str,) if text else (str, int, float)
+    wrong = next((i for i, v in enumerate(values) if not isinstance(v, kinds) or isinstance(v, bool)), None)
+    if wrong is not None:
+        value = values[wrong]
+        raise ConfigError(f"data.columns.{field}: row {wrong + 1} of {origin} holds a {type(value).__name__} in "
+                          f"{column!r} ({repr(value)[:40]}), not {'text' if text else 'text or a number'}; "
+                          "map a column of plain text (chat-message lists are not read)")
 
 
 def _reference(value) -> str:
@@ -109,7 +149,7 @@ def _write_task_files(cfg: DataConfig, seed: int, data_dir: Path) -> DataConfig:
     stamp = data_dir / "task.json"
     names = ("train", "eval", "seed")
     paths = {name: data_dir / f"{name}.jsonl" for name in names}
-    if not stamp.exists() or json.loads(stamp.read_text()) != fingerprint:
+    if _read_stamp(stamp) != fingerprint:  # missing or damaged: the files are made again
         splits = generate_task(cfg.task, seed)
         for name in names:
             rows = ({k: v for k, v in vars(p).items() if v is not None} for p in splits[name])
@@ -123,6 +163,13 @@ def _write_task_files(cfg: DataConfig, seed: int, data_dir: Path) -> DataConfig:
     return cfg.model_copy(update={"task": None, "path": str(paths["train"]), "eval_path": str(paths["eval"]),
                                   "seed_path": str(paths["seed"]) if cfg.task.seed_size else None,
                                   "columns": cfg.columns.model_copy(update=columns)})
+
+
+def _read_stamp(stamp: Path) -> dict | None:
+    try:
+        return json.loads(stamp.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
 
 
 def load_task_data(cfg: DataConfig, seed: int, data_dir: Path) -> TaskData:

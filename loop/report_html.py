@@ -16,10 +16,11 @@ import re
 from pathlib import Path
 
 from policies.atomic import write_text
-from loop.compare import RunMetrics, load_runs
+from loop.compare import RunMetrics, check_output, load_runs
 from loop.monitor.alarms import read_alarms
 from loop.monitor.metrics import CONFIDENCE_MEANINGS, MEANINGS
 from loop.report_plots import plot_funnel, plot_lines, plot_panels, plot_reliability
+from loop.rundir import RunDirError
 
 DIVERSITY_PANELS = [(f"diversity/<set>/{k}", k) for k in (
     "distinct_2", "self_bleu", "embed_within", "embed_across", "answer_entropy", "identical_share", "nll_per_token")]
@@ -28,7 +29,11 @@ SAMPLE_ROWS = 6
 
 def build_report(run_dirs: list[str], out_dir: Path) -> Path:
     """Write `out_dir/report.html` and its PNGs; return the HTML's path."""
-    runs = load_runs(run_dirs)
+    runs = load_runs(run_dirs)  # everything is read (and a damaged file refused) before a file is written
+    check_output(out_dir, "--out", "directory")
+    alarms = _alarms_section(run_dirs, runs)
+    samples = _samples_section(run_dirs, runs)
+    calibration = [_last_calibration(run_dir) for run_dir in run_dirs]
     out_dir.mkdir(parents=True, exist_ok=True)
     sections = [
         ("Held-out accuracy", "Greedy pass@1 per round; the control spends the same optimizer steps on the seed set alone.",
@@ -45,10 +50,11 @@ def build_report(run_dirs: list[str], out_dir: Path) -> Path:
         ("Calibration", "; ".join(f"{k}: {v}" for k, v in CONFIDENCE_MEANINGS.items()) + ".",
          [plot_lines(runs, [(f"calibration/{c}/{m}", f"{c} {m}") for c in CONFIDENCE_MEANINGS for m in ("ece", "brier")],
                      out_dir / "calibration.png", "ECE and Brier score", "lower is better")]
-         + [_reliability(run_dir, run, out_dir) for run_dir, run in zip(run_dirs, runs)]),
+         + [plot_reliability(last["bins"], out_dir / f"reliability_{run.name}.png", f"{run.name}, round {last['round']}")
+            for run, last in zip(runs, calibration) if last is not None]),
     ]
     body = "".join(_section(title, text, [p for p in plots if p]) for title, text, plots in sections)
-    body += _alarms_section(run_dirs, runs) + _samples_section(run_dirs, runs) + _glossary()
+    body += alarms + samples + _glossary()
     title = "selfloop report: " + ", ".join(run.name for run in runs)
     page = _PAGE.format(title=html.escape(title), body=body)
     out = out_dir / "report.html"
@@ -61,12 +67,23 @@ def _keys(runs: list[RunMetrics], pattern: str, skip: set[str] = frozenset()) ->
     return [(k, k.removeprefix("eval/").removeprefix("reward/").removesuffix("/mean")) for k in found]
 
 
-def _reliability(run_dir: str, run: RunMetrics, out_dir: Path) -> Path | None:
+def _last_calibration(run_dir: str) -> dict | None:
+    """The last round's calibration.json (its reliability bins), or None when none was written."""
     files = sorted(Path(run_dir).glob("round_*/monitor/calibration.json"))
     if not files:
         return None
-    last = json.loads(files[-1].read_text())
-    return plot_reliability(last["bins"], out_dir / f"reliability_{run.name}.png", f"{run.name}, round {last['round']}")
+    try:
+        last = json.loads(files[-1].read_bytes())
+    except (OSError, ValueError):
+        last = None
+    bins = last.get("bins") if isinstance(last, dict) else None
+    whole = isinstance(bins, dict) and all(
+        isinstance(table, list) and all(isinstance(b, dict) and {"count", "confidence", "accuracy"} <= set(b) for b in table)
+        for table in bins.values())
+    if not (whole and isinstance(last.get("round"), int)):
+        raise RunDirError(f"{files[-1]} is damaged (not a calibration record with round and bins); "
+                          "restore or delete it")
+    return last
 
 
 def _section(title: str, text: str, plots: list[Path]) -> str:
@@ -96,7 +113,14 @@ def _samples_section(run_dirs: list[str], runs: list[RunMetrics]) -> str:
         scored = sorted(Path(run_dir).glob("round_*/scored.parquet"))
         if not scored:
             continue
-        ds = Dataset.from_parquet(str(scored[-1]))
+        try:
+            ds = Dataset.from_parquet(str(scored[-1]))
+        except Exception as err:  # pyarrow's and datasets' errors alike: the file is not readable Parquet
+            reason = " ".join(str(err).split())[:120] or type(err).__name__
+            raise RunDirError(f"{scored[-1]} is damaged (not readable Parquet: {reason}); restore or delete it") from None
+        missing = sorted({"round", "prompt", "completion", "reward"} - set(ds.column_names))
+        if missing:
+            raise RunDirError(f"{scored[-1]} lacks the rollout columns {', '.join(missing)}; restore or delete it")
         picked = ds.select(range(0, len(ds), max(1, len(ds) // SAMPLE_ROWS))[:SAMPLE_ROWS])
         reasons = [c for c in ds.column_names if c.startswith("reason/")]
         for row in picked:

@@ -31,7 +31,7 @@ def _integer_rounds(ax) -> None:
 
 def _series(run: RunMetrics, key: str) -> tuple[list[int], list[float]]:
     points = [(row["round"], row[key]) for row in run.rows
-              if isinstance(row.get(key), (int, float)) and not math.isnan(row[key])]
+              if isinstance(row.get(key), (int, float)) and not isinstance(row[key], bool) and math.isfinite(row[key])]
     return [p[0] for p in points], [p[1] for p in points]
 
 
@@ -84,8 +84,11 @@ def plot_panels(runs: Sequence[RunMetrics], panels: Sequence[tuple[str, str]], s
     if not drawn:
         plt.close(fig)
         return None
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8)
+    legend: dict = {}  # label -> handle, over every panel: the first may have no data (all NaN)
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=max(1, min(len(legend), 6)), fontsize=8)
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.06, 1, 0.96))
     return _save(fig, out)

@@ -25,10 +25,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import yaml
 from datasets import Dataset
 
-from loop.config import ConfigError, LoopConfig, to_dict, validate
+from loop.config import ConfigError, LoopConfig, read_yaml_file, to_dict, validate
+from loop.preflight import check_wandb_credentials
 from loop.rollouts import score
 from loop.rundir import RunDir, RunState
 from loop.tracking import make_tracker
@@ -45,21 +45,20 @@ CHANGEABLE = ("rewards", "update")  # what a rescore may change; everything else
 def rescore_config(run: RunDir, rewards_file: str | Path, name: str) -> LoopConfig:
     """The run's config with `rewards_file`'s rewards (and update settings), named `name`.
     Raises ConfigError (nothing written) for a missing run or file, or a key it cannot honour."""
-    if not run.config_file.exists():
-        raise ConfigError(f"{run.path} is not a run directory (no config.yaml)")
+    raw = run.read_config()
     path = Path(rewards_file)
-    if not path.exists():
-        raise ConfigError(f"--rewards: file {str(path)!r} does not exist")
-    other = yaml.safe_load(path.read_text()) or {}
+    other = read_yaml_file(path, "--rewards file") or {}
     if not isinstance(other, dict) or "rewards" not in other:
         raise ConfigError(f"{path}: expected a mapping with a `rewards:` list (and optionally `update:`)")
     extra = sorted(set(other) - set(CHANGEABLE))
     if extra:
         raise ConfigError(f"{path}: rescore changes only {' and '.join(CHANGEABLE)}; remove {', '.join(extra)} "
                           "(the rollouts are the run's, so nothing else can differ)")
-    raw = yaml.safe_load(run.config_file.read_text())
+    update = other.get("update") or {}
+    if not isinstance(update, dict):
+        raise ConfigError(f"{path}: `update:` must be a mapping of update settings, e.g. {{threshold: 1.0}}")
     raw["rewards"] = other["rewards"]
-    raw["update"] = {**raw["update"], **(other.get("update") or {})}
+    raw["update"] = {**(raw["update"] if isinstance(raw.get("update"), dict) else {}), **update}
     raw["name"], raw["runs_dir"] = name, str(run.path.parent)
     cfg = validate(raw)
     if any(s.name == "judge" and s.args.get("backend") == "policy" for s in cfg.rewards):
@@ -69,6 +68,7 @@ def rescore_config(run: RunDir, rewards_file: str | Path, name: str) -> LoopConf
         raise ConfigError(f"--as {name}: that is the run itself; pick a new name")
     if RunDir(cfg.run_dir).exists() or cfg.run_dir.exists():
         raise ConfigError(f"--as {name}: {cfg.run_dir} already exists; pick another name or remove it")
+    check_wandb_credentials(cfg)  # the rescored run logs to W&B like its source
     return cfg
 
 
@@ -127,7 +127,7 @@ def rescore_round(scored_path: Path, source_cfg: LoopConfig, cfg: LoopConfig, re
 
 def rescore(source: RunDir, cfg: LoopConfig, console) -> RunDir:
     """Write the sibling run `cfg.run_dir` and log each round to W&B (same group as the source)."""
-    source_cfg = validate(yaml.safe_load(source.config_file.read_text()))
+    source_cfg = validate(source.read_config())
     rounds = sorted(int(p.parent.name.removeprefix("round_")) for p in source.path.glob("round_*/scored.parquet"))
     if not rounds:
         raise ConfigError(f"{source.path} has no scored rounds yet (no round_NNN/scored.parquet)")

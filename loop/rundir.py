@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from loop.config import ConfigError
+from loop.config import ConfigError, read_yaml_file
 from policies.atomic import read_json, write_json, write_text
 
 
@@ -34,6 +34,9 @@ def check_can_create(path: Path) -> None:
     """Raise ConfigError unless `path` is, or can become, a directory we may write. Leaves no trace:
     the probe is a temporary directory made and removed in the nearest existing ancestor."""
     probe = Path(path).absolute()
+    if probe.exists() and not probe.is_dir():  # the run's own name is taken by a file
+        raise ConfigError(f"name: {str(path)!r} is a file, not a run directory; pick another run name "
+                          "(--set name=...) or move the file")
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
@@ -97,6 +100,21 @@ class RunDir:
 
     def phase_metrics_file(self, r: int, phase: str) -> Path:
         return self.round_dir(r) / "metrics" / f"{phase}.json"
+
+    # --- config -------------------------------------------------------------------------
+    def read_config(self) -> dict:
+        """The run's saved config.yaml as a mapping; a missing, empty or damaged one is a RunDirError."""
+        if not self.config_file.is_file():
+            raise RunDirError(f"{self.path} is not a run directory (no config.yaml); start one with `loop run`")
+        try:
+            raw = read_yaml_file(self.config_file)
+        except ConfigError as err:
+            raise RunDirError(f"{err}; restore {self.config_file} (e.g. from a copy of the run dir)") from None
+        if not isinstance(raw, dict):
+            what = "empty" if raw is None else f"a YAML {type(raw).__name__}, not a mapping of sections"
+            raise RunDirError(f"{self.config_file} is damaged ({what}); restore it (e.g. from a copy of the run "
+                              "dir), or start over under another name")
+        return raw
 
     # --- state --------------------------------------------------------------------------
     def exists(self) -> bool:
@@ -190,8 +208,13 @@ class RunDir:
     def read_metrics(self) -> list[dict]:
         if not self.metrics_file.exists():
             return []
+        try:
+            data = self.metrics_file.read_bytes()
+        except OSError as err:
+            raise RunDirError(f"{self.metrics_file} cannot be read ({err.strerror}); delete it: "
+                              "`loop resume` rebuilds it from round_*/metrics/") from None
         rows = []
-        for number, line in enumerate(self.metrics_file.read_bytes().decode(errors="replace").splitlines(), 1):
+        for number, line in enumerate(data.decode(errors="replace").splitlines(), 1):
             try:
                 row = json.loads(line) if line.strip() else None
             except ValueError:

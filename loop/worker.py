@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from loop.config import ConfigError, load_config
+from loop.config import ConfigError, load_config, validate
 from loop.rundir import RunDir
 from policies.launch import launch
 from policies.training import TrainJob
@@ -35,10 +35,27 @@ def pending_jobs(run: RunDir, joined: set[tuple[Path, int]]) -> list[Path]:
     return found
 
 
-def work(run: RunDir, rank: int, console: Console) -> int:
-    """Join every training job of `run` as machine `rank` until the run is done."""
+def work(run: RunDir, rank: int, console: Console, wait_s: float = 0.0) -> int:
+    """Join every training job of `run` as machine `rank` until the run is done. With
+    `wait_s`, a run dir rank 0 has not made yet is waited for that long (machines started
+    at once); without it, a path that is no run is refused at once (a mistyped path would
+    otherwise wait forever)."""
     if rank < 1:
         raise ConfigError(f"--rank {rank}: rank 0 runs the controller (`loop run`); a worker's rank is 1 or more")
+    if not run.exists() and wait_s > 0:
+        console.print(f"worker rank {rank}: waiting up to {wait_s:g} s for rank 0 to create {run.path}")
+        deadline = time.monotonic() + wait_s
+        while not run.exists() and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+    if not run.exists():
+        raise ConfigError(f"{run.path} is not a run directory{' after ' + format(wait_s, 'g') + ' s' if wait_s else ''} "
+                          "(no state.json): start `loop run` on rank 0 first, or give the worker `--wait SECONDS`, "
+                          "with the run dir on storage both machines see")
+    nodes = validate(run.read_config()).update.nodes
+    if nodes is None:
+        raise ConfigError(f"{run.path} is a single-machine run (no update.nodes): it has no training jobs to join")
+    if rank >= nodes.count:
+        raise ConfigError(f"--rank {rank}: update.nodes.count is {nodes.count}; ranks run 1 .. {nodes.count - 1}")
     joined: set[tuple[Path, int]] = set()
     console.print(f"worker rank {rank}: waiting for training jobs in {run.path}")
     while not run.load_state().done:

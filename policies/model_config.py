@@ -21,6 +21,18 @@ class TinyModelConfig(Section):
     intermediate_size: int = Field(512, ge=8)
     max_position_embeddings: int = Field(256, ge=16)
 
+    @model_validator(mode="after")
+    def _heads_split_evenly(self) -> "TinyModelConfig":
+        head_dim, rest = divmod(self.hidden_size, self.num_heads)
+        rotary = self.arch != "gpt2"  # rotary embeddings rotate pairs of dimensions
+        if rest or (rotary and head_dim % 2):
+            fit = max(1, round(self.hidden_size / self.num_heads))
+            fit += rotary and fit % 2
+            even = " into heads of even size (rotary embeddings)" if rotary else ""
+            raise ValueError(f"{self.arch} needs hidden_size to split evenly over num_heads{even}, got hidden_size "
+                             f"{self.hidden_size} / num_heads {self.num_heads}; e.g. hidden_size {self.num_heads * fit}")
+        return self
+
 
 class ModelConfig(Section):
     name: str | None = Field(None, description="Hugging Face hub id or local path; null builds `tiny`.")

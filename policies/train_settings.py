@@ -7,11 +7,18 @@ the `TrainingArguments` every TRL config shares.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
 from rewards.section import Section
+
+# transformers' `SchedulerType` values that run on our settings alone: the min-lr cosines and
+# warmup_stable_decay need `lr_scheduler_kwargs`, reduce_lr_on_plateau and greedy an eval set.
+# Named here (not imported) because transformers' module imports torch, which config checks
+# must not wait for; tests/test_config.py checks each is a `SchedulerType`.
+LRScheduler = Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts",
+                      "polynomial", "inverse_sqrt"]
 
 
 class TrainSettings(Section):
@@ -21,8 +28,9 @@ class TrainSettings(Section):
     batch_size: int = Field(16, ge=1)
     grad_accum: int = Field(1, ge=1)
     warmup_steps: int = Field(0, ge=0)
-    lr_scheduler: str = "constant"
-    weight_decay: float = 0.0
+    lr_scheduler: LRScheduler = Field("constant", description="transformers' scheduler type (one that needs "
+                                       "no extra arguments and no eval set).")
+    weight_decay: float = Field(0.0, ge=0)
     max_length: int = Field(512, ge=8)
     save_steps: int = Field(25, ge=1, description="Trainer checkpoint interval: training resumes from the last.")
 

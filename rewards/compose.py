@@ -100,7 +100,8 @@ def score_all(
 
 
 def passes(total: float | None, threshold: float) -> bool:
-    """Whether a sample's weighted total keeps it: gated and unjudged samples (None) never do."""
+    """Whether a sample's weighted total keeps it: gated and unjudged samples (None) never do,
+    nor a NaN total (which compares false with everything)."""
     return total is not None and total >= threshold
 
 

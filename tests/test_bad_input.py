@@ -122,7 +122,57 @@ CASES = [
          sets=["eval.verifier=code"]),
     Case("reward-code-no-tests", "the code reward reads tests", sets=["rewards=[{name: code}]", "eval.verifier=code"]),
     Case("unknown-reward", "unknown reward 'nonesuch'", sets=["rewards=[{name: nonesuch}]"]),
+    # --- numbers that are not numbers: NaN compares false with everything
+    Case("weight-nan", "rewards.0.weight: nan is not a finite number", changes(rewards=[{"name": "math", "weight": float("nan")}])),
+    Case("temperature-inf", "rollout.temperature: inf is not a finite number", sets=["rollout.temperature=.inf"]),
+    Case("lr-inf", "update.learning_rate: inf is not a finite number", sets=["update.learning_rate=.inf"]),
+    Case("threshold-nan", "update.threshold: nan is not a finite number", sets=["update.threshold=.nan"]),
+    Case("reward-arg-nan", "rewards.0.args.max_share: nan is not a finite number",
+         sets=["rewards=[{name: repetition, args: {max_share: .nan}}, {name: math}]"]),
+    Case("duplicate-key", "duplicate key 'rounds' (first given at line 2)", config="name: a\nrounds: 7\nrounds: 1\n"),
+    # --- templates and stop strings that would make every prompt or completion the same
+    Case("prompt-template-no-slot", "data.prompt_template: needs the placeholder {prompt} (it has {problem})",
+         changes(data={"prompt_template": "Solve: {problem}"})),
+    Case("prompt-template-unknown-slot", "data.prompt_template: unknown placeholder {question}",
+         changes(data={"prompt_template": "{prompt} {question}"})),
+    Case("hint-template-no-answer", "update.star.hint_template: needs the placeholder {answer}",
+         changes(update={"star": {"hint_template": "{prompt} (hint)"}})),
+    Case("growth-template-no-examples", "growth.template: needs the placeholder {examples}",
+         changes(growth={"template": "Write a new problem:"})),
+    Case("growth-stop-empty", "growth.stop: an empty stop string", changes(growth={"stop": ""})),
+    Case("rollout-stop-empty", "rollout.stop: an empty stop string", sets=['rollout.stop=[""]']),
+    Case("eval-max-new-tokens-0", "eval.max_new_tokens: Input should be greater than or equal to 1",
+         sets=["eval.max_new_tokens=0"]),
+    Case("eval-max-new-tokens-negative", "eval.max_new_tokens", sets=["eval.max_new_tokens=-1"]),
+    Case("all-weights-zero", "rewards: every weight is 0", changes(rewards=[{"name": "math", "weight": 0.0}])),
+    Case("lr-scheduler-unknown", "update.lr_scheduler: Input should be", sets=["update.lr_scheduler=cosine_wrong"]),
+    # --- model shape, and models beyond model.name
+    Case("tiny-heads", "model.tiny: gpt2 needs hidden_size to split evenly over num_heads, got hidden_size 30",
+         changes(model={"tiny": {"arch": "gpt2", "hidden_size": 30, "num_heads": 4}})),
+    Case("tiny-positions", "rollout.max_new_tokens: 30 new tokens do not fit model.tiny.max_position_embeddings = 16",
+         changes(model={"tiny": {"arch": "gpt2", "max_position_embeddings": 16}}, rollout={"max_new_tokens": 30})),
+    Case("tiny-gpt2-prompt-too-long", "model.tiny.max_position_embeddings: 16 positions, but the longest prompt",
+         changes(model={"tiny": {"arch": "gpt2", "max_position_embeddings": 16}}, rollout={"max_new_tokens": 12},
+                 data={"prompt_template": "Please work out: {prompt}"})),
+    Case("teacher-hub-unreachable", "teacher.model: 'no-such-org/no-such-teacher' is not in the local hub cache",
+         changes(teacher={"model": "no-such-org/no-such-teacher", "mode": "all"})),
+    Case("gkd-teacher-hub-unreachable", "update.gkd.teacher: 'no-such-org/no-such-teacher' is not in the local hub",
+         changes(update={"algorithm": "gkd", "gkd": {"teacher": "no-such-org/no-such-teacher"}})),
+    Case("cai-critic-hub-unreachable", "update.cai.critic: 'no-such-org/no-such-critic' is not in the local hub",
+         changes(update={"algorithm": "cai", "cai": {"critic": "no-such-org/no-such-critic"}})),
+    Case("cai-principles-broken-yaml", "principles_file", data="- critique: [unclosed\n", data_name="pr.yaml",
+         config=changes(update={"cai": {"principles_file": "DATA"}})),
+    Case("wandb-online-no-key", "tracking.mode: online needs W&B credentials",
+         changes(tracking={"wandb": True, "mode": "online"})),
+    # --- data rows
+    Case("seed-null-rationale", "data.columns.rationale: 1 row(s) of data.jsonl have no 'rationale'",
+         changes(data={**USER_DATA, "seed_path": "DATA", "columns": {"rationale": "rationale"}}),
+         data="".join(json.dumps({"prompt": f"{i}+1", "answer": str(i + 1), "rationale": f"{i}+1={i + 1}"}) + "\n"
+                      for i in range(30)) + json.dumps({"prompt": "9+9", "answer": "18", "rationale": None}) + "\n"),
+    Case("data-bad-line", "(line 31: Expecting", changes(data=USER_DATA), data=ROWS + '{"prompt": "x", "answer": \n'),
+    Case("run-name-is-a-file", "keep.txt' is a file, not a run directory; pick another run name", changes(name="keep.txt")),
     # --- resume, and a run dir another process is using
+    Case("resume-empty-config", "config.yaml is damaged (empty)", command="resume-empty"),
     Case("resume-not-a-run", "is not a run directory", command="resume"),
     Case("run-while-running", "is in use by another process", command="run-locked"),
     Case("resume-while-running", "is in use by another process", command="resume-locked"),
@@ -183,11 +233,24 @@ def _materialize(case: Case, root: Path) -> tuple[list[str], subprocess.Popen | 
     sets = [arg for s in case.sets for arg in ("--set", s)]
     if case.command == "resume":
         return ["resume", str(root / "DIR")], None
+    if case.command == "resume-empty":  # a run dir whose config.yaml was emptied
+        (runs / "bad").mkdir()
+        (runs / "bad" / "config.yaml").write_text("")
+        (runs / "bad" / "state.json").write_text("{}")
+        return ["resume", str(runs / "bad"), "--set", "rounds=2"], None
     if case.command.endswith("-locked"):
         holder = _existing_run(yaml.safe_load(config.read_text()), runs)
         if case.command == "resume-locked":
             return ["resume", str(runs / "bad")], holder
     return ["run", str(config), *sets], None
+
+
+WANDB_CREDENTIALS = ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE")
+
+
+def no_wandb_credentials(root: Path) -> dict[str, str]:
+    """Where wandb finds no credentials: no netrc, an empty settings dir (whatever the tester has)."""
+    return {"NETRC": str(root / "no-netrc"), "WANDB_CONFIG_DIR": str(root / "no-wandb-settings")}
 
 
 def _merge(base: dict, changes: dict) -> None:
@@ -207,8 +270,8 @@ def _run(case: Case, root: Path) -> tuple[int, str, str, list[str], list[str]]:
     root.mkdir(parents=True)
     args, holder = _materialize(case, root)
     before = _snapshot(root)
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "COLUMNS": "80"}
+    env = {**{k: v for k, v in os.environ.items() if k not in WANDB_CREDENTIALS}, **no_wandb_credentials(root),
+           "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "COLUMNS": "80"}
     try:
         proc = subprocess.run([sys.executable, "-m", "loop", *args], cwd=root, env=env, text=True,
                               capture_output=True, timeout=300)
@@ -236,7 +299,7 @@ def subprocess_results(tmp_path_factory) -> dict[str, tuple]:
         return {name: future.result() for name, future in futures.items()}
 
 
-@pytest.mark.slow  # ~5 s of imports per case, 50 cases: minutes on the 2-core machine
+@pytest.mark.slow  # ~5 s of imports per case, 80 cases: minutes on the 2-core machine
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_loop_cli_subprocess_rejects_bad_input_in_one_line(subprocess_results, case: Case):
     _check(case, *subprocess_results[case.id])
@@ -253,6 +316,10 @@ def test_loop_cli_in_process_rejects_bad_input_in_one_line(tmp_path, monkeypatch
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    for key in WANDB_CREDENTIALS:
+        monkeypatch.delenv(key, raising=False)
+    for key, value in no_wandb_credentials(tmp_path).items():
+        monkeypatch.setenv(key, value)
     root = tmp_path / "case"
     root.mkdir()
     args, holder = _materialize(case, root)

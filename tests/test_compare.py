@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from loop.cli import main
 
 
@@ -33,3 +35,26 @@ def test_compare_prints_each_run_per_round_and_writes_a_plot(tmp_path: Path, cap
 def test_compare_names_a_directory_without_metrics(tmp_path: Path, capsys):
     assert main(["compare", str(tmp_path / "missing")]) == 2
     assert "has no metrics.jsonl" in capsys.readouterr().err
+
+
+def test_compare_names_a_damaged_metrics_line_and_prints_nothing(tmp_path: Path, capfd):
+    good = write_run(tmp_path, "good", [0.1, 0.5])
+    bad = write_run(tmp_path, "bad", [0.1])
+    with (bad / "metrics.jsonl").open("a") as f:
+        f.write("{not json\n")
+    assert main(["compare", str(good), str(bad), "--out", str(tmp_path / "c.png")]) == 2
+    out, err = capfd.readouterr()
+    assert out == "" and err.splitlines() == [f"error: {bad / 'metrics.jsonl'}:2 is not a metrics record; delete the "
+                                              "file: `loop resume` rebuilds it from round_*/metrics/"]
+    assert not (tmp_path / "c.png").exists()
+
+
+@pytest.mark.parametrize("out, message", [("adir", "--out 'OUT' is a directory; give a file path"),
+                                          ("afile/c.png", "is a file, so it cannot be made")])
+def test_compare_refuses_an_unwritable_plot_path_before_printing(tmp_path: Path, capfd, out, message):
+    run = write_run(tmp_path, "good", [0.1, 0.5])
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("x")
+    assert main(["compare", str(run), "--out", str(tmp_path / out)]) == 2
+    printed, err = capfd.readouterr()
+    assert printed == "" and message.replace("OUT", str(tmp_path / out)) in err

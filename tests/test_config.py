@@ -3,6 +3,8 @@ configs are rejected with the dotted path of the field at fault."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -210,3 +212,144 @@ def test_flatten_of_a_config_has_dotted_keys():
     assert flat["rollout.n"] == 4
     assert flat["update.star.rationalize"] is True
     assert not any(isinstance(v, dict) for v in flat.values())
+
+
+# --- values that would make a run silently wrong ---------------------------------------
+
+
+@pytest.mark.parametrize("override,field", [
+    ("rewards=[{name: math, weight: .nan}]", "rewards.0.weight"),
+    ("rewards=[{name: math, gate: -.inf}]", "rewards.0.gate"),
+    ("rollout.temperature=.inf", "rollout.temperature"),
+    ("rollout.top_p=.nan", "rollout.top_p"),
+    ("update.learning_rate=.inf", "update.learning_rate"),
+    ("update.threshold=.nan", "update.threshold"),
+    ("update.threshold=-.inf", "update.threshold"),
+    ("update.rest.thresholds=[1.0, .inf]", "update.rest.thresholds.1"),
+    ("eval.temperature=.nan", "eval.temperature"),
+    ("update.cai.judge={backend: policy, temperature: .nan}", "update.cai.judge.temperature"),
+    ("rewards=[{name: repetition, args: {max_share: .nan}}, {name: math}]", "rewards.0.args.max_share"),
+])
+def test_non_finite_numbers_are_refused_anywhere(override, field):
+    with pytest.raises(ConfigError) as err:
+        load_config(DEMO, [override])
+    assert f"{field}: " in str(err.value) and "is not a finite number" in str(err.value)
+
+
+def test_every_section_refuses_non_finite_numbers_when_built_directly():
+    from policies.engines.config import RolloutConfig
+    from policies.updates.config import UpdateConfig
+
+    for build in (lambda: RolloutConfig(temperature=float("inf")), lambda: UpdateConfig(threshold=float("nan"))):
+        with pytest.raises(ValueError, match="finite number"):
+            build()
+
+
+def test_duplicate_keys_are_refused_with_the_key_and_lines(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(DEMO.read_text() + "\nrounds: 1\n")
+    with pytest.raises(ConfigError, match=r"duplicate key 'rounds' \(first given at line \d+\)"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="duplicate key 'n'"):
+        load_config(DEMO, ["rollout={n: 2, n: 3}"])
+
+
+def test_a_merged_key_may_be_overridden(tmp_path):
+    raw = yaml.safe_load(DEMO.read_text())
+    raw.pop("rollout")
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw) + "rollout:\n  <<: {n: 2, max_new_tokens: 16}\n  n: 3\n")
+    assert load_config(path).rollout.n == 3
+
+
+@pytest.mark.parametrize("override,message", [
+    ("data.prompt_template='Solve: {problem}'", "data.prompt_template: needs the placeholder {prompt} (it has {problem})"),
+    ("data.prompt_template='Q: {prompt} {x}'", "data.prompt_template: unknown placeholder {x}"),
+    ("data.prompt_template='Q:'", "data.prompt_template: needs the placeholder {prompt}"),
+    ("update.star.hint_template='{prompt} (hint)'", "update.star.hint_template: needs the placeholder {answer}"),
+    ("update.star.hint_template='{problem} {answer}'", "update.star.hint_template: needs the placeholder {prompt}"),
+    ("growth={template: 'Write a problem:'}", "growth.template: needs the placeholder {examples}"),
+    ("growth={template: '{examples} {example}'}", "growth.template: unknown placeholder {example}"),
+    ("growth={stop: ''}", "growth.stop: an empty stop string"),
+    ("update.cai.critique_template='{prompt} Critique:'", "update.cai.critique_template: needs the placeholder"),
+    ("update.cai.revision_template='{conversation} Revise:'", "update.cai.revision_template: needs the placeholder"),
+    ("update.cai.judge_template='{prompt} {a} {b} {principal}'", "update.cai.judge_template: needs the placeholder {principle}"),
+    ('rollout.stop=["\\n", ""]', "rollout.stop: an empty stop string"),
+])
+def test_templates_and_stops_that_make_every_request_alike_are_refused(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(DEMO, [override])
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("template", ["{prompt}", "Solve:\n{prompt}\nAnswer as \\boxed{x}.", "{prompt} = \\frac{a}{b}?",
+                                      "Return JSON like {\"answer\": 1}. {prompt}", "{prompt}{prompt}"])
+def test_templates_may_hold_other_braces(template):
+    assert load_config(DEMO, [f"data.prompt_template={json.dumps(template)}"]).data.prompt_template == template
+
+
+def test_eval_max_new_tokens_needs_at_least_one_token_or_null():
+    assert load_config(DEMO, ["eval.max_new_tokens=null"]).eval.max_new_tokens is None
+    for value in (0, -1):
+        with pytest.raises(ConfigError, match="eval.max_new_tokens: Input should be greater than or equal to 1"):
+            load_config(DEMO, [f"eval.max_new_tokens={value}"])
+
+
+def test_lr_schedulers_are_transformers_schedulers_that_need_no_extra_settings():
+    from typing import get_args
+
+    from transformers.trainer_utils import SchedulerType
+
+    from policies.train_settings import LRScheduler
+
+    assert set(get_args(LRScheduler)) <= {s.value for s in SchedulerType}
+    with pytest.raises(ConfigError, match="update.lr_scheduler: Input should be 'constant'"):
+        load_config(DEMO, ["update.lr_scheduler=cosine_wrong"])
+    with pytest.raises(ConfigError, match="update.lr_scheduler"):
+        load_config(DEMO, ["update.lr_scheduler=cosine_with_min_lr"])  # needs min_lr, which we cannot pass
+    assert load_config(DEMO, ["update.lr_scheduler=cosine"]).update.lr_scheduler == "cosine"
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["model.tiny.arch=gpt2", "model.tiny.hidden_size=30"], "model.tiny: gpt2 needs hidden_size to split evenly over num_heads, got hidden_size 30 / num_heads 4"),
+    (["model.tiny.hidden_size=36"], "model.tiny: qwen2 needs hidden_size to split evenly over num_heads into heads of even size"),
+    (["model.tiny.max_position_embeddings=32"], "rollout.max_new_tokens: 40 new tokens do not fit"),
+    (["model.tiny.max_position_embeddings=64", "eval.max_new_tokens=64"], "eval.max_new_tokens: 64 new tokens do not fit"),
+])
+def test_tiny_model_shapes_that_cannot_run_are_refused(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(DEMO, overrides)
+    assert message in str(err.value)
+
+
+def test_rewards_that_all_weigh_zero_are_refused_unless_gates_alone_decide():
+    zero = "rewards=[{name: length, weight: 0.0, gate: 1.0, args: {min_tokens: 1}}, {name: math, weight: 0.0}]"
+    with pytest.raises(ConfigError, match="rewards: every weight is 0, so every sample's total is 0 and none reaches "
+                                          "update.threshold"):
+        load_config(DEMO, [zero])
+    with pytest.raises(ConfigError, match="grpo learns nothing"):
+        load_config(DEMO, [zero, "update.algorithm=grpo"])
+    assert load_config(DEMO, [zero, "update.threshold=0.0"]).update.threshold == 0.0  # gate-only: keep what passes
+
+
+def test_trl_loss_names_are_trl_s_and_others_are_refused():
+    import dataclasses
+    from typing import get_args
+
+    from trl import DPOConfig, GRPOConfig
+
+    from policies.updates.config import DPOLoss, GRPOLoss
+
+    for trl_config, ours in ((DPOConfig, DPOLoss), (GRPOConfig, GRPOLoss)):
+        help_text = next(f.metadata["help"] for f in dataclasses.fields(trl_config) if f.name == "loss_type")
+        assert all(f"'{name}'" in help_text for name in get_args(ours)), (trl_config.__name__, help_text)
+    with pytest.raises(ConfigError, match=r"update.dpo.loss_type.1: Input should be 'sigmoid'"):
+        load_config(DEMO, ["update.dpo.loss_type=[sigmoid, sftt]"])
+    with pytest.raises(ConfigError, match=r"update.grpo.loss_type: Input should be 'grpo'"):
+        load_config(DEMO, ["update.grpo.loss_type=ppo"])
+
+
+@pytest.mark.parametrize("override", ["data.subset=main", "data.eval_split=test"])
+def test_hub_dataset_keys_without_a_hub_dataset_are_refused(override):
+    with pytest.raises(ConfigError, match=f"data.{override.split('=')[0].split('.')[1]} picks from a hub dataset"):
+        load_config(DEMO, [override])

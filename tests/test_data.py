@@ -309,3 +309,43 @@ def test_extra_columns_ride_along_and_a_missing_one_is_named(tmp_path):
     bad = DataConfig(path=str(path), eval_size=2, columns={**columns, "extra": {"tests": "tests"}})
     with pytest.raises(ConfigError, match=r"data.columns.extra.tests: column 'tests' is not in code.jsonl"):
         load_task_data(bad, seed=0, data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("rationale", [None, "", "  \n"], ids=["null", "empty", "blank"])
+def test_seed_row_without_a_rationale_is_named(tmp_path, rationale):
+    """A null would be trained on as the text "None"; an empty one as an empty completion."""
+    seed = [{**row, "steps": f"{i} steps"} for i, row in enumerate(gsm8k_rows(3, start=50))]
+    seed[1]["steps"] = rationale
+    cfg = DataConfig(path=write_jsonl(tmp_path / "train.jsonl", gsm8k_rows(4)), eval_size=1,
+                     seed_path=write_jsonl(tmp_path / "seed.jsonl", seed),
+                     columns=ColumnMap(prompt="question", answer="answer", rationale="steps"))
+    with pytest.raises(ConfigError, match=r"data.columns.rationale: 1 row\(s\) of seed.jsonl have no 'steps' \(row 2 "):
+        load_task_data(cfg, seed=0, data_dir=tmp_path / "data")
+
+
+def test_null_in_a_mapped_extra_column_is_named(tmp_path):
+    rows = [{"question": f"f{i}", "test_list": [f"assert f({i})"]} for i in range(12)]
+    rows[5]["test_list"] = None
+    columns = {"prompt": "question", "answer": None, "extra": {"tests": "test_list"}}
+    cfg = DataConfig(path=write_jsonl(tmp_path / "code.jsonl", rows), eval_size=2, columns=columns)
+    with pytest.raises(ConfigError, match=r"data.columns.extra.tests: 1 row\(s\) of code.jsonl have no 'test_list' \(row 6 "):
+        load_task_data(cfg, seed=0, data_dir=tmp_path)
+
+
+def test_a_broken_jsonl_line_is_named_by_its_line_number(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in gsm8k_rows(6)) + '{"question": "x", "answer": \n')
+    with pytest.raises(ConfigError, match=r"data.path: .*train.jsonl could not be read as JSON lines \(line 7: "):
+        load_task_data(DataConfig(path=str(path), eval_size=1, columns=GSM8K_COLUMNS), seed=0, data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("field, value", [("question", [{"role": "user", "content": "1+1"}]), ("answer", [2]),
+                                          ("answer", True)])
+def test_a_prompt_or_answer_that_is_not_text_is_named(tmp_path, field, value):
+    """str() of a chat-message list or a list of answers would reach the policy as "[{'role': ...}]"."""
+    rows = gsm8k_rows(6)
+    rows[3][field] = value
+    cfg = DataConfig(path=write_jsonl(tmp_path / "train.jsonl", rows), eval_size=1, columns=GSM8K_COLUMNS)
+    with pytest.raises(ConfigError, match=rf"data.columns.{'prompt' if field == 'question' else 'answer'}: row 4 of "
+                                          rf"train.jsonl holds a (list|bool) in '{field}'"):
+        load_task_data(cfg, seed=0, data_dir=tmp_path / "data")

@@ -31,6 +31,8 @@ def scored(rows: list[tuple[str, str, float | None]]) -> Dataset:
         pytest.param([("p", "a", -1.0)], -1.0, 4, True, [0], {}, id="negative-threshold"),
         pytest.param([("p", "a", None), ("p", "b", 1.0), ("q", "c", None)], 0.0, 4, True,
                      [1], {"below_threshold": 2}, id="none-reward-dropped"),
+        pytest.param([("p", "a", float("nan")), ("p", "b", 1.0), ("q", "c", float("nan"))], -1.0, 4, True,
+                     [1], {"below_threshold": 2}, id="nan-reward-dropped"),
         pytest.param([("p", "x=1", 1.0), ("p", " x=1\n", 1.0), ("p", "x = 1", 1.0)], 1.0, 4, True,
                      [0, 2], {"duplicate": 1}, id="duplicate-after-strip"),
         pytest.param([("p", "x=1", 1.0), ("q", "x=1", 1.0)], 1.0, 4, True,

@@ -91,3 +91,40 @@ def test_shipped_rewards_file_is_a_valid_rescore(source: Path):
 
     cfg = rescore_config(RunDir(source), Path(__file__).parent.parent / "configs/rewards/answer_only.yaml", "x")
     assert [s.name for s in cfg.rewards] == ["length", "repetition", "math"] and cfg.update.threshold == 1.0
+
+
+def _saved_run(tmp_path: Path, config_text: str | None = None) -> Path:
+    """A run dir as far as rescore reads it before anything is written: its config.yaml."""
+    from loop.config import to_dict, validate
+
+    run = tmp_path / "runs" / "tiny"
+    run.mkdir(parents=True)
+    raw = yaml.safe_load(write_config(tmp_path).read_text())
+    (run / "config.yaml").write_text(config_text if config_text is not None else yaml.safe_dump(to_dict(validate(raw))))
+    return run
+
+
+@pytest.mark.parametrize("content, message", [
+    ("rewards: [{name: math\n", "--rewards file 'r.yaml': invalid YAML at line 2"),
+    ("rewards: [{name: math}]\nrewards: [{name: format}]\n", "duplicate key 'rewards'"),
+    ("DIR", "--rewards file 'r.yaml' is a directory; give a YAML file"),
+    ("rewards: [{name: math}]\nupdate: 3\n", "`update:` must be a mapping"),
+])
+def test_unreadable_rewards_file_is_one_line_and_writes_nothing(tmp_path: Path, monkeypatch, capsys, content, message):
+    run = _saved_run(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    if content == "DIR":
+        (tmp_path / "r.yaml").mkdir()
+    else:
+        (tmp_path / "r.yaml").write_text(content)
+    assert main(["rescore", str(run), "--rewards", "r.yaml", "--as", "new"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in run.parent.iterdir()) == ["tiny"]
+
+
+def test_a_run_with_an_empty_config_is_refused_naming_it(tmp_path: Path, capsys):
+    run = _saved_run(tmp_path, config_text="")
+    (tmp_path / "r.yaml").write_text("rewards: [{name: math}]\n")
+    assert main(["rescore", str(run), "--rewards", str(tmp_path / "r.yaml"), "--as", "new"]) == 2
+    assert "config.yaml is damaged (empty)" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from typing import Sequence
 
 from policies.atomic import write_text
 from loop.monitor.config import AlarmRule, Condition
+from loop.rundir import RunDirError
 
 
 @dataclass(frozen=True)
@@ -87,10 +88,32 @@ def record_alarms(path: Path, alarms: Sequence[Alarm]) -> None:
     write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
+_ALARM_FIELDS = {"round": int, "rule": str, "action": str, "message": str}
+
+
 def read_alarms(path: Path) -> list[dict]:
+    """The records of alarms.jsonl (none when it is missing); a damaged line is one RunDirError
+    naming the file and line."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = path.read_bytes().decode(errors="replace")
+    except OSError as err:
+        raise RunDirError(f"{path} cannot be read ({err.strerror}); restore or delete it") from None
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if not (isinstance(row, dict) and all(isinstance(row.get(k), t) and not isinstance(row.get(k), bool)
+                                              for k, t in _ALARM_FIELDS.items())):
+            raise RunDirError(f"{path}:{number} is not an alarm record ({', '.join(_ALARM_FIELDS)}); "
+                              "fix or delete that line")
+        rows.append(row)
+    return rows
 
 
 class AlarmStop(RuntimeError):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from rewards.section import Section
 
@@ -61,6 +61,14 @@ class RolloutConfig(Section):
     servers: list[str] = Field([], description="vllm_server / openai: server URLs, e.g. [http://node1:8000, http://node2:8000].")
     server: ServerOptions = ServerOptions()
     vllm: VLLMOptions = VLLMOptions()
+
+    @field_validator("stop")
+    @classmethod
+    def _no_empty_stop(cls, stop: list[str]) -> list[str]:
+        if any(s == "" for s in stop):
+            raise ValueError("an empty stop string ends every completion before it starts (all would be empty); "
+                             "remove it, or give the text that ends a completion, e.g. [\"\\n\\n\"]")
+        return stop
 
     @model_validator(mode="after")
     def _engine_options_fit(self) -> "RolloutConfig":

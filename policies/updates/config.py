@@ -6,21 +6,32 @@ trains on preference pairs; `grpo` runs online RL. `lora` and `num_processes` ap
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from policies.deepspeed import DeepSpeedSettings
 from policies.train_settings import TrainSettings
-from rewards.section import Section
+from rewards.section import Section, check_template, read_yaml_file
 
 SFT_STYLE = ("rft", "star", "rest", "rest_em")
+
+# TRL's loss names (its configs take any string and fail only once training starts);
+# tests/test_config.py checks each against TRL's own list. DPO's exo_pair is left out: it needs
+# a label_smoothing we do not pass.
+DPOLoss = Literal["sigmoid", "hinge", "ipo", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot", "aot_unpaired",
+                  "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm"]
+GRPOLoss = Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo"]
 
 
 class StarConfig(Section):
     rationalize: bool = True
     hint_template: str = Field("{prompt} (answer {answer}) ", description="Prompt with the answer as a hint.")
+
+    @field_validator("hint_template")
+    @classmethod
+    def _shows_problem_and_answer(cls, template: str) -> str:
+        return check_template(template, required=("prompt", "answer"))
 
 
 class DifficultyBand(Section):
@@ -51,7 +62,7 @@ class RestConfig(Section):
 
 class DPOConfig(Section):
     beta: float = Field(0.1, gt=0)
-    loss_type: list[str] = Field(["sigmoid", "sft"], min_length=1, description="TRL loss types; `sft` adds RPO's NLL on the chosen answer.")
+    loss_type: list[DPOLoss] = Field(["sigmoid", "sft"], min_length=1, description="TRL loss types; `sft` adds RPO's NLL on the chosen answer.")
     loss_weights: list[float] | None = Field([1.0, 1.0], description="One weight per loss type; null = all 1.")
     max_pairs_per_prompt: int = Field(1, ge=1)
     min_margin: float = Field(0.0, ge=0, description="Chosen must beat rejected by more than this (ties never pair).")
@@ -69,7 +80,7 @@ class GRPOConfig(Section):
     prompts_per_step: int = Field(8, ge=1, description="Prompts per optimizer step; each gets rollout.n completions.")
     drop_all_equal: bool = Field(True, description="Drop prompts whose samples all score the same (DAPO dynamic sampling).")
     beta: float = Field(0.0, ge=0, description="KL coefficient; 0 needs no reference model.")
-    loss_type: str = "dapo"
+    loss_type: GRPOLoss = "dapo"
     scale_rewards: Literal["group", "batch", "none"] = "group"
     num_iterations: int = Field(1, ge=1)
     epsilon: float = Field(0.2, gt=0)
@@ -112,6 +123,13 @@ DEFAULT_PRINCIPLES = [
 ]
 
 
+# Each CAI template's placeholders: (required, optional). The critique request may also show
+# the problem ({prompt}); the revision request has it inside {conversation}.
+_TEMPLATE_SLOTS = {"judge_template": (("principle", "prompt", "a", "b"), ()),
+                   "critique_template": (("completion", "critique_request"), ("prompt",)),
+                   "revision_template": (("conversation", "critique", "revision_request"), ())}
+
+
 DEFAULT_JUDGE_TEMPLATE = """Consider a request and two responses to it.
 
 [Request]
@@ -149,6 +167,12 @@ class CAISettings(Section):
     max_length_ratio: float = Field(4.0, gt=0, description="Drop revisions longer than this times the original (+ 20 chars).")
     repetition: dict = Field({"n": 4, "max_share": 0.3}, description="Drop revisions the `repetition` filter rejects.")
 
+    @field_validator("judge_template", "critique_template", "revision_template")
+    @classmethod
+    def _slots(cls, template: str, info: ValidationInfo) -> str:
+        required, optional = _TEMPLATE_SLOTS[info.field_name]
+        return check_template(template, required, optional)
+
     @model_validator(mode="after")
     def _principles_load(self) -> "CAISettings":
         if self.principles_file is not None:
@@ -156,9 +180,6 @@ class CAISettings(Section):
         if self.pairs == "judge":
             if self.output != "dpo":
                 raise ValueError("cai.pairs: judge makes preference pairs: set cai.output: dpo")
-            for slot in ("{principle}", "{prompt}", "{a}", "{b}"):
-                if slot not in self.judge_template:
-                    raise ValueError(f"cai.judge_template: needs the placeholder {slot}")
             self.build_judge("")  # bad judge args fail at config time; nothing is loaded
         return self
 
@@ -176,16 +197,20 @@ class CAISettings(Section):
     def load_principles(self) -> list[Principle]:
         if self.principles_file is None:
             return self.principles
-        import yaml
-
-        path = Path(self.principles_file).expanduser()
-        if not path.exists():
-            raise ValueError(f"principles_file {self.principles_file!r} does not exist")
-        raw = yaml.safe_load(path.read_text())
+        raw = read_yaml_file(self.principles_file, "principles_file")
+        shape = "expected a non-empty list of {critique: ..., revision: ...}"
         if not isinstance(raw, list) or not raw:
-            raise ValueError(f"principles_file {self.principles_file}: expected a non-empty list of "
-                             "{critique: ..., revision: ...}")
-        return [Principle.model_validate(p) for p in raw]
+            raise ValueError(f"principles_file {self.principles_file}: {shape}")
+        principles = []
+        for i, entry in enumerate(raw):
+            try:
+                principles.append(Principle.model_validate(entry, strict=True))
+            except ValidationError as err:
+                first = err.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise ValueError(f"principles_file {self.principles_file}: entry {i + 1}"
+                                 f"{' ' + where if where else ''}: {first['msg']} ({shape})") from None
+        return principles
 
 
 class LoraSettings(Section):

@@ -40,7 +40,7 @@ def select_accepted(scored: Dataset, threshold: float, max_per_prompt: int, dedu
     kept, seen, per_prompt = [], set(), Counter()
     dropped = Counter()
     for i, pid, reward, text in _rows(scored, ["prompt_id", "reward", "completion"]):
-        if reward is None or reward < threshold:
+        if not passes(reward, threshold):  # None (unjudged, gated) and NaN never pass
             dropped["below_threshold"] += 1
         elif pid in out_of_band:
             dropped["out_of_band"] += 1
