@@ -5,11 +5,18 @@ deliberate they are (the order is configurable, see `RULES`):
 
 - `boxed`: the last `\\boxed{...}` (MATH); boxes joined only by "," / "and" / "or" /
   spacing (`\\boxed{-2} and \\boxed{1}`) are one answer with several values;
-- `hashes`: `#### X` (GSM8K);
-- `answer_is`: "The (final) answer is X" / "Final answer: X" / "Answer: X" at a line start;
+- `hashes`: the last `#### X` line (GSM8K) that starts with a value; a markdown heading
+  (`#### Step 2: ...`, `#### Final Answer`) is not an answer;
+- `answer_is`: "The (final) answer is X" / "Final answer: X" / "Answer: X" at a line start
+  (or a heading line "Final Answer" / "**Answer:**" with X on the next line): the last such
+  phrase that states a value, else the last one (a word answer: "The answer is odd");
 - `latex`: the last math span `$...$`, `$$...$$`, `\\(...\\)`, `\\[...\\]` in the last
   1,500 characters (found with Math-Verify's own span patterns), unless a number follows it;
-- `number`: the last number anywhere.
+- `number`: the last number anywhere (a ratio or time `1:2` is one number).
+
+A stated value joined to others by "," / "or" / "and" / "maybe" / "also" (`$-2$ or $2$`,
+`$-2$ (and also $2$ works)`) is read with them, joined by ", ", like joined boxes: a hedge
+between values answers none of them, and a list answers a list.
 
 Every scan is linear in the text length (or bounded by Math-Verify's patterns), so a
 100k-character degenerate completion costs milliseconds, not a hang.
@@ -19,20 +26,48 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from math_verify.parser import make_latex_env_pattern
+
+from rewards.verdict import final_text
 
 RULES = ("boxed", "hashes", "answer_is", "latex", "number")
 
 _BOXED_TOKEN = re.compile(r"\\(?:boxed|fbox)\s*\{|\{|\}")
 _HASHES = re.compile(r"####[ \t]*([^\n]*)")
+# What an answer that is a value starts with (markdown emphasis aside): a digit, sign,
+# currency, LaTeX, bracket; a name applied or raised (`f(x)`, `sqrt(2)`, `e^2`); or one
+# letter standing alone or in a relation (`x = 5`, `C) 12`, `C`). Prose ("Janet makes $18",
+# "Step 2: ...") does not.
+_VALUE_START = re.compile(
+    r"[*_\s]*(?:[-+\u2212\d.$\\(\[{]|[A-Za-z]+(?=[(\[{^_/*+=<>|\d])|[A-Za-z](?=\s*(?:[-=<>)^_+*/,]|$)))"
+)
+# Whether a stated answer holds a value (a digit or math), not only words ("correct").
+_HOLDS_VALUE = re.compile(r"[\d\\$]")
+# A remark about a value, not a statement of it: "the answer is 12 is wrong".
+_REMARK = re.compile(r"\S+\s+(?:is|was|isn't|wasn't|are|were)\b", re.IGNORECASE)
+# A judgement of an answer, not one: "the answer is correct", "... is reasonable", "... is in dollars".
+_JUDGEMENT = re.compile(
+    r"(?:not\s+|also\s+|indeed\s+)?(?:correct|incorrect|right|wrong|reasonable|plausible|valid|consistent"
+    r"|confirmed|verified|as\s+expected|in\s+[a-z]+|the\s+same\b.*)",
+    re.IGNORECASE,
+)
 # Only the phrase is matched here; the answer is the rest of that line, cut afterwards.
 # Matching the phrase alone lets "the answer is 3, so the answer is 4" find the second one.
 _FINAL_ANSWER_IS = re.compile(r"\b(?:the\s+final\s+answer\s+is\b|final\s+answer\s*(?:is\b|:))[ \t]*:?", re.IGNORECASE)
 _ANSWER_IS = re.compile(
     rf"{_FINAL_ANSWER_IS.pattern}|\bthe\s+answer\s+is\b[ \t]*:?"
-    r"|^[ \t>#*_]*answer[ \t*_]*:",  # "Answer: C", "**Answer:** 12" opening a line
+    # "Answer: C", "**Answer:** 12" opening a line; a heading "#### Final Answer" alone on its line
+    r"|^[ \t>#*_]*(?:final[ \t]+)?answer[ \t*_]*(?::|$)",
     re.IGNORECASE | re.MULTILINE,
+)
+# Where an answer phrase opens a sentence (after a line start, ". ", ": ", and a connective):
+# only such a statement after the last box supersedes it, not "... and the answer is 7".
+_OPENS_SENTENCE = re.compile(
+    r"(?:^|[.!?:;\n])[\s*_#>]*(?:(?:so|thus|therefore|hence|then|wait|actually|now|finally|overall|"
+    r"in\s+conclusion)\b[\s,]*)?$",
+    re.IGNORECASE,
 )
 _SENTENCE_END = re.compile(r"\.(?:\s|$)")
 # A minus sign (ASCII or U+2212) counts only when it is not a binary minus ("5-3" ends in 3, not -3).
@@ -44,20 +79,40 @@ _NUMBER = re.compile(
     r"(?:(?<![\w)\]}])[-\u2212])?(?<![A-Za-z_\d.])(?:"
     r"(?P<grouped>\d{1,3}(?:,\d{3})+|\d{1,3}(?: \d{3})+(?!\d))(?:\.\d+)?"
     r"|(?<!\d,)(?P<decimal_comma>\d+,(?:\d{1,2}|\d{4,})(?![\d,]))"
+    r"|\d+(?::\d+)+"  # a ratio or a time, "1:2", "3:00"
     r"|\d+(?:\.\d+)?(?:/\d+(?!\d|\.\d))?"
     r"|\.\d+)"
 )
-# Words of prose, once LaTeX commands are dropped; three of them make a sentence.
-_PROSE_WORD = re.compile(r"(?<!\\)\b[A-Za-z]{2,}\b")
+# Prose after a leading value that ends the answer's clause: "18 dollars, which is ...",
+# "18, and that is ...", "18 because ...". A comma before another value ("20, or possibly 18")
+# does not. Each branch starts after a non-space, so a run of spaces is scanned once.
+_CLAUSE_BREAK = re.compile(
+    r"(?<!\s)\s*[,;:]\s+(?!(?:(?:or|and|maybe|possibly|perhaps|also|either|else)\s+)+[-+$\\\d.(])(?=[A-Za-z]{2})"
+    r"|(?<!\s)\s+[-\u2013\u2014]+\s+"
+    r"|(?<!\s)\s+(?:because|since|as|which|so|given|when|where|if|for|after|using|thus|hence|therefore)\b",
+    re.IGNORECASE,
+)
+# An aside in parentheses after something ("18 (9 eggs at $2 each)"), unless it hedges ("(or 20)").
+_HEDGE_WORD = r"(?:or|and|maybe|possibly|perhaps|also|alternatively|otherwise|else|either)"
+_ASIDE = re.compile(rf"(?<=\S)\s+\((?!\s*{_HEDGE_WORD}\b)(?=[^()]*(?:[A-Za-z]{{2}}|=))[^()]*\)", re.IGNORECASE)
+# Words right before a value in prose that make it say something else: "not 18", "more
+# than 18", "at least 18", "between 17 and 18", "negative 5".
+_NOT_THE_VALUE = re.compile(
+    r"(?:\b(?:not|no|never|nor|either|between|than|least|most|except|negative|minus|under|over|above"
+    r"|below|to)|n't)[\s$*_]*$",
+    re.IGNORECASE,
+)
+# What joins values into one answer with several values: "$-2$ or $2$", "$-2$, or maybe $2$",
+# "$-2$ (and also $2$ works)". At least one comma or such word; spacing alone is not enough.
+_VALUE_JOINER = re.compile(
+    rf"[\s(]*(?:(?:,|;|\b{_HEDGE_WORD}\b|\\text\s*\{{\s*{_HEDGE_WORD}\s*\}})[\s(]*)+", re.IGNORECASE
+)
 # Math-Verify's patterns for one math span ($...$, \(...\), \[...\], $$...$$, a bare \frac).
 _LATEX_SPAN = re.compile(make_latex_env_pattern(), re.DOTALL)
 # What may stand between two boxes that state one answer: "\boxed{2}, \boxed{3} and \boxed{5}".
 _JOINERS = r"(?:\s|\$|,|;|\\[,;:! ]|\\q?quad|\\\(|\\\)|\\\[|\\\]|\band\b|\bor\b|\\text\{\s*(?:and|or)\s*\})"
 # ...or a unit word then "and"/",": "\boxed{1} papers and \boxed{2} bins".
 _BOX_JOINER = re.compile(rf"{_JOINERS}*(?:[A-Za-z]+\s*(?:,|\band\b|\bor\b){_JOINERS}*)?")
-# An answer phrase followed by a long sentence is prose ("Final Answer: The number of
-# points is 19"); then the last math span or number of that sentence is the answer.
-_SHORT_ANSWER_CHARS = 60
 _WHOLE_SET = re.compile(r"(?:\\left)?\\\{(?P<elements>.*)(?:\\right)?\\\}", re.DOTALL)
 _LATEX_WINDOW = 1_500
 
@@ -73,7 +128,8 @@ class Extraction:
 def extract_answer(text: str) -> str | None:
     """Return the final answer stated in `text`, or `None` when there is none.
 
-    Rules in the default order of `RULES`; empty candidates fall through to the next.
+    Only the text after the reasoning counts (`rewards.verdict.final_text`: after the last
+    `</think>`). Rules in the default order of `RULES`; empty candidates fall through to the next.
 
     >>> extract_answer(r"so $x = \\boxed{\\frac{1}{2}}$")
     '\\\\frac{1}{2}'
@@ -84,7 +140,7 @@ def extract_answer(text: str) -> str | None:
     >>> extract_answer("no digits here") is None
     True
     """
-    found = find_answer(text)
+    found = find_answer(final_text(text))
     return found.text if found else None
 
 
@@ -152,12 +208,13 @@ def _last_boxed(text: str, parts: int = 1) -> str | None:
     """The last box, with the boxes joined to it by "," / "and" / spacing, or the last boxes
     that hold `parts` values (`\\boxed{2, 3}` holds two).
 
-    None when a final answer is stated after the last box ("Final Answer: 7"): that box
-    was an intermediate result (Math-Verify ranks the statement first too). A mere mention
-    ("\\boxed{5} is my final answer, verified in 3 ways") keeps the box.
+    None when a sentence after the last box states an answer with a value ("Final Answer: 7",
+    "Wait, ... So the answer is 18."): that box was an intermediate result or a mistake
+    corrected (Math-Verify ranks the statement first too). A mere mention ("\\boxed{5} is my
+    final answer, verified in 3 ways", "the answer is correct") keeps the box.
     """
     boxes = [b for b in _boxes(text) if text[b[0] : b[1]].strip()]
-    if not boxes or _last_answer_is(text[boxes[-1][3] :], _FINAL_ANSWER_IS):
+    if not boxes or _holds_value(_last_answer_is(text[boxes[-1][3] :], sentence_start=True)):
         return None
     chosen = [boxes[-1]]
     for previous in reversed(boxes[:-1]):
@@ -190,41 +247,133 @@ def _count_values(box: str) -> int:
 
 
 def _last_hashes(text: str) -> str | None:
-    """What the line after the last `####` (GSM8K's answer marker) states."""
-    matches = _HASHES.findall(text)
-    return _stated(matches[-1]) if matches else None
+    """What the last `####` line (GSM8K's answer marker) that starts with a value states.
+
+    A markdown heading (`#### Step 2: Compute money (2 dollars each)`, `#### Final Answer`)
+    is skipped: the answer is then read by the next rule (a heading "Final Answer" with
+    the value on the next line by `answer_is`).
+    """
+    for content in reversed(_HASHES.findall(text)):
+        if _VALUE_START.match(content):
+            return _stated(content)
+    return None
 
 
-def _last_answer_is(text: str, phrase: re.Pattern = _ANSWER_IS) -> str | None:
-    """What follows the last "The answer is" (or `phrase`), up to the end of that sentence or line."""
-    last = None
-    for last in phrase.finditer(text):
-        pass
-    if last is None:
-        return None
-    line_end = text.find("\n", last.end())
-    return _stated(text[last.end() : line_end if line_end >= 0 else len(text)])
+def _last_answer_is(text: str, sentence_start: bool = False) -> str | None:
+    """What the last "The answer is" / "Answer:" phrase that states a value states, up to
+    the end of its sentence or line (the next line for a heading alone on its line); when
+    none states a value, what the last one states ("The answer is odd"), unless that
+    judges an answer ("the answer is correct", "the answer is in dollars").
+
+    "The answer is 18. I double-checked, and the answer is correct." states 18. With
+    `sentence_start`, only phrases that open a sentence count.
+    """
+    phrases = [m for m in _ANSWER_IS.finditer(text)]
+    if sentence_start:
+        phrases = [m for m in phrases if _OPENS_SENTENCE.search(text, max(m.start() - 40, 0), m.start())]
+    last_stated = None
+    for index in range(len(phrases) - 1, -1, -1):
+        # Each phrase reads at most up to the next one, so the scan stays linear.
+        end = phrases[index + 1].start() if index + 1 < len(phrases) else len(text)
+        stated = _stated(_statement_line(text, phrases[index].end(), end))
+        if _holds_value(stated):
+            return stated
+        if index == len(phrases) - 1 and not (stated and _JUDGEMENT.fullmatch(stated)):
+            last_stated = stated
+    return last_stated
+
+
+def _statement_line(text: str, start: int, end: int) -> str:
+    """The rest of the line from `start`; the next non-empty line when it is empty (a heading)."""
+    line_end = text.find("\n", start, end)
+    line = text[start : line_end if line_end >= 0 else end]
+    if line_end < 0 or line.strip(" \t*_#:"):
+        return line
+    rest = text[line_end:end].lstrip()
+    next_end = rest.find("\n")
+    return rest[: next_end if next_end >= 0 else len(rest)]
+
+
+def _holds_value(stated: str | None) -> bool:
+    """Whether a stated answer holds a value (a digit or math), not only words or a remark."""
+    return bool(stated and _HOLDS_VALUE.search(stated) and not _REMARK.match(stated))
 
 
 def _stated(rest: str) -> str | None:
-    """The answer at the start of `rest`: a math span, else the sentence; in a long or
-    wordy sentence ("#### The answer is 72") its last math span or number."""
+    """The answer at the start of `rest`.
+
+    A math span (with the values joined to it: `$-2$ or $2$`); else the sentence, with
+    asides in parentheses dropped ("18 (9 eggs at $2 each)"): when it starts with a value,
+    up to the end of that clause ("18 dollars, which is ..."); when it holds no value, all
+    of it (a word answer); when prose comes first ("Janet makes $18", "#### The answer is
+    72"), its last math span or number, with the values joined to it, unless the prose says
+    something else than the value ("not 18", "between 17 and 18"): then all of it.
+    """
     math = "$" in rest or "\\" in rest or "[" in rest  # else no span can match; skip the regex
-    span = _LATEX_SPAN.match(rest.lstrip()) if math else None
+    rest = rest.lstrip()
+    span = _LATEX_SPAN.match(rest) if math else None
     if span:  # "The answer is $\frac{1}{3}$." (a period inside the span must not cut it)
-        return _span_content(span)
+        if not _span_content(span):
+            return None
+        window = rest[: span.end() + _LATEX_WINDOW]  # span patterns are slow on degenerate text
+        return _value_run(window, _values(window), 0)[1]
     sentence_end = _SENTENCE_END.search(rest)
     if sentence_end:
         rest = rest[: sentence_end.start()]
     rest = _clean(rest)
-    if len(rest) > _SHORT_ANSWER_CHARS or len(_PROSE_WORD.findall(_LATEX_SPAN.sub("", rest) if math else rest)) >= 3:
-        return _last_latex(rest) or _last_number(rest)
-    return rest
+    rest = _clean(_ASIDE.sub("", rest)) if "(" in rest else rest
+    if _VALUE_START.match(rest):
+        clause_end = _CLAUSE_BREAK.search(rest)
+        return _clean(rest[: clause_end.start()]) if clause_end else rest
+    if not _HOLDS_VALUE.search(rest):
+        return rest
+    window = rest[-_LATEX_WINDOW:]
+    values = _values(window)
+    if not values:
+        return None
+    start, answer = _value_run(window, values, len(values) - 1)
+    return rest if _NOT_THE_VALUE.search(window, max(start - 40, 0), start) else answer
+
+
+class _Value(NamedTuple):
+    """A value found in text: a math span's content or a number, and where it stands."""
+
+    start: int
+    end: int
+    text: str
+    is_span: bool
+
+
+def _values(text: str) -> list[_Value]:
+    """The math spans and the numbers outside them in `text`, in order."""
+    spans = []
+    if "$" in text or "\\" in text or "[" in text:  # else no span can match; skip the regex
+        spans = [_Value(m.start(), m.end(), _span_content(m) or "", True) for m in _LATEX_SPAN.finditer(text)]
+    values = [span for span in spans if span.text]
+    covering = iter(spans)
+    span = next(covering, None)
+    for number in _NUMBER.finditer(text):
+        while span is not None and span.end <= number.start():
+            span = next(covering, None)
+        if span is None or number.end() <= span.start:
+            values.append(_Value(number.start(), number.end(), _number_text(number), False))
+    return sorted(values)
+
+
+def _value_run(text: str, values: list[_Value], index: int) -> tuple[int, str]:
+    """`values[index]` with the values joined to it by "or" / "and" / "," ..., joined with
+    ", ", and where the first of them starts."""
+    first = last = index
+    while first > 0 and _VALUE_JOINER.fullmatch(text, values[first - 1].end, values[first].start):
+        first -= 1
+    while last + 1 < len(values) and _VALUE_JOINER.fullmatch(text, values[last].end, values[last + 1].start):
+        last += 1
+    return values[first].start, ", ".join(value.text for value in values[first : last + 1])
 
 
 def _last_latex(text: str) -> str | None:
-    """The last math span in the text's last `_LATEX_WINDOW` characters, unless a number
-    stands after it.
+    """The last math span in the text's last `_LATEX_WINDOW` characters, with the values
+    joined to it ("$x=2$ or $x=-2$"), unless a number stands after it.
 
     "4 * $5 = $20" (dollars, not math) ends in the number 20, so the number rule answers.
     The window bounds the cost: Math-Verify's span patterns are quadratic on degenerate
@@ -233,12 +382,10 @@ def _last_latex(text: str) -> str | None:
     text = text[-_LATEX_WINDOW:]
     if "$" not in text and "\\" not in text and "[" not in text:
         return None  # nothing Math-Verify's span patterns could match; skip the regex
-    last = None
-    for last in _LATEX_SPAN.finditer(text):
-        pass
-    if last is None or _NUMBER.search(text, last.end()):
+    values = _values(text)
+    if not values or not values[-1].is_span:
         return None
-    return _span_content(last)
+    return _value_run(text, values, len(values) - 1)[1]
 
 
 def _span_content(span: re.Match) -> str | None:
@@ -253,12 +400,14 @@ def _last_number(text: str) -> str | None:
     last = None
     for last in _NUMBER.finditer(text):
         pass
-    if last is None:
-        return None
-    if last["decimal_comma"]:
-        return last.group().replace(",", ".")
-    return last.group().replace(",", "").replace(" ", "")
+    return None if last is None else _number_text(last)
 
+
+def _number_text(number: re.Match) -> str:
+    """A number as written, with thousands separators removed and a decimal comma made a point."""
+    if number["decimal_comma"]:
+        return number.group().replace(",", ".")
+    return number.group().replace(",", "").replace(" ", "")
 
 
 def _clean(answer: str) -> str:

@@ -14,20 +14,21 @@ cannot be verified (a comparison that collapses to a bare truth value, equations
 agree only by both having no solution, a timeout) scores 0 with the reason. So do answers
 that only look right: arithmetic left undone against a numeric reference (`47+8-15`, which
 may be the question copied), a value qualified in words (`3 \\text{ (or 4)}`), and a hedge
-between two values (`3 \\lor 4`, `3 = 4`).
+between two values (`3 \\lor 4`, `3 = 4`, `$-2$ or $2$`). Only the text after the reasoning is
+read (`rewards.verdict.final_text`: after `</think>`; nothing while a `<think>` is open).
 """
 
 from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 from rewards.extract import RULES, check_rules, count_parts, find_answer
 from rewards.sandbox import SandboxPool, SandboxResult, default_workers
 from rewards.symbolic import DIFFERENT, EQUAL, GOLD_UNPARSEABLE, NO_SOLUTIONS, TRUTH_VALUE
-from rewards.verdict import Verdict, completion_text
+from rewards.verdict import Verdict, completion_text, final_text
 
 # Answers longer than this are not final answers but runaway text; parsing them would
 # only feed the worker something slow to reject.
@@ -39,7 +40,10 @@ CACHE_SIZE = 100_000
 
 # Words that, after a number, change its value or make it part of a phrase, so they are not
 # units ("5 squared", "2 dozen", "2 thirds", "5 or more", "5 more than x", "5 is wrong",
-# "3 pi"). "5 more apples" is still 5 apples.
+# "3 pi"). "5 more apples" is still 5 apples; after a unit, "squared"/"cubed" is part of it
+# ("12 feet squared"). A last "times" counts occurrences ("20 times"), so `_PLAIN_NUMBER`
+# allows it at the end; "5 times 3" still fails there on the 3, and "5 times ten" on "times".
+# "plus" ("20 plus": at least 20), "minus", "over" stay value-changing even at the end.
 _NOT_A_UNIT = (
     r"(?i:pi|sqrt|exp|log|ln|root|inverse|squared|cubed|factorial|dozens?|halfs?|halves|thirds?|quarters?"
     r"|(?:four|fif|six|seven|eigh|nin|ten|hundred|thousand|million|billion)ths?"
@@ -48,6 +52,9 @@ _NOT_A_UNIT = (
 )
 # In `\\text{...}` beside a value: a number (not an exponent), an aside in parentheses, or such a word.
 _NOT_UNIT_TEXT = re.compile(rf"(?<![\^_\d])\d|[()]|\b{_NOT_A_UNIT}")
+# A unit word, optionally squared or cubed: "cm", "feet squared", "units squared".
+_UNIT_WORD = rf"\s+(?!{_NOT_A_UNIT})[A-Za-z]{{2,}}\.?(?:\s+(?i:squared|cubed)\b)?"
+_SQUARED_UNIT = re.compile(r"(?<=[a-z.])\s+(?:squared|cubed)\b")
 # Scale words multiply: "1.5 million dollars" is 1500000 (GSM8K-style answers).
 _SCALES = {"thousand": 3, "million": 6, "billion": 9, "trillion": 12}
 # A plain decimal, optionally after `x =`, with thousands separators, currency sign, a scale
@@ -59,10 +66,10 @@ _PLAIN_NUMBER = re.compile(
     r"(?P<number>[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d{1,3}(?: \d{3})+|\d+)(?:\.\d*)?|\.\d+))"
     r"(?:\s+(?P<scale>(?i:thousand|million|billion|trillion))s?\b)?"
     r"(?:\s*\^\s*\{?\s*\\circ\s*\}?(?:\s*[CFK](?![A-Za-z]))?)?"
-    rf"(?:\s+(?!{_NOT_A_UNIT})[A-Za-z]{{2,}}\.?)*"
+    rf"(?:{_UNIT_WORD})*(?:\s+(?i:times)\.?)?"
 )
 # Unit words after a value that is not a plain number: "1/2 cup", "2\\sqrt{3} cm".
-_TRAILING_UNITS = re.compile(rf"(?<=[\d}}])(?:\s+(?!{_NOT_A_UNIT})[A-Za-z]{{2,}}\.?)+$")
+_TRAILING_UNITS = re.compile(rf"(?<=[\d}}])(?:{_UNIT_WORD})+$")
 # Text around a number, read as its words: "5\\text{ cm}", "\\text{5 dollars}", "5 \\text{ thousand}".
 _TEXT_BLOCK = re.compile(r"\\(?:text(?:bf|rm|normal)?|mbox|mathrm)\s*\{(?P<content>[^{}\\]*)\}")
 # Thousands commas in an answer that has one part: "1,000\\%", "2^{10} = 1,024".
@@ -89,6 +96,11 @@ _CHOICE_START = frozenset("(\\ABCDEFGHIJ")
 _OPTION_LABEL = re.compile(r"\(?\b[A-J]\)")
 _UNICODE_FORMS = str.maketrans({"\u2212": "-", "\u00a0": " ", "\u202f": " ", "\u00b0": "^\\circ"})
 _MISSING = {"", "nan", "none", "null"}  # a missing value (None, NaN) once made text
+# A list of option letters ("enter the letters separated by commas"): "A, D, F", "\\text{B, E}".
+_LETTER_LIST = re.compile(r"\(?[A-Z]\)?(?:\s*,\s*\(?[A-Z]\)?)*")
+_TEXT_LETTERS = re.compile(r"\\(?:text|textbf|textrm|mathrm|mbox)\s*\{([^{}]*)\}")
+# LaTeX spacing before a unit in text: "18~\\text{dollars}".
+_TILDE_BEFORE_TEXT = re.compile(r"~(?=\s*\\(?:text|mathrm|mbox))")
 # LaTeX spacing between digit groups is a thousands separator, never a list:
 # "10,\\!080", "1\\,000", "1{,}000", "100\\ 000".
 _DIGIT_GROUP_SEPARATOR = re.compile(r"(?<=\d)(?:,\\!|\{,\}|\\[,!; ]|~)(?=\d{3}(?!\d))")
@@ -186,11 +198,16 @@ class MathReward:
         if gold.lower() in _MISSING:
             return Verdict(None, "missing reference answer")
         parts = _count_parts(gold)
-        found = find_answer(completion_text(completion), self.rules, parts=parts)
+        text = completion_text(completion)
+        found = find_answer(final_text(text), self.rules, parts=parts)
         if found is None:
-            return Verdict(0.0, "no answer found")
+            thought = "<think>" in text or "</think>" in text
+            return Verdict(0.0, "no answer after the reasoning" if thought else "no answer found")
         pred = normalize_answer(found.text)
         where = f"({found.rule})"
+        pred_letters, gold_letters = _letters(pred), _letters(gold)
+        if pred_letters and gold_letters and len(pred_letters) + len(gold_letters) > 2:
+            return _compared(pred_letters == gold_letters, pred, gold, where)
         gold_choice = _choice(gold)
         if gold_choice is not None:
             pred_choice = _choice(pred)
@@ -207,7 +224,8 @@ class MathReward:
             (pred_variable, pred_value), (gold_variable, gold_value) = pred_number, gold_number
             # "x = 5" answers "5", but not "y = 5".
             same_variable = pred_variable == gold_variable or None in (pred_variable, gold_variable)
-            return _compared(pred_value == gold_value and same_variable, pred, gold, where)
+            same_value = _same_number(pred_value, gold_value, self.precision)
+            return _compared(same_value and same_variable, pred, gold, where)
         pred_words, gold_words = _as_words(pred), _as_words(gold)
         if pred_words is not None and gold_words is not None:
             return _compared(pred_words == gold_words, pred, gold, where)
@@ -272,9 +290,10 @@ def normalize_answer(text: str) -> str:
     """Answer text without the wrapping that does not change its meaning.
 
     Outer `$`/`\\(`/`\\[` delimiters and a final period or comma go; LaTeX thousands separators
-    are joined (`10,\\!080` -> `10080`); `\\dfrac`/`\\tfrac` become `\\frac`; a Unicode
-    minus (U+2212, or a leading en dash) becomes `-`, `°` becomes `^\\circ` and a
-    non-breaking space a space.
+    are joined (`10,\\!080` -> `10080`); `\\dfrac`/`\\tfrac` become `\\frac`, `\\boldsymbol`
+    `\\mathbf`, `\\text{\\$}` `\\$`, and `~` before a `\\text` unit a space; a Unicode minus
+    (U+2212, or a leading en dash) becomes `-`, `°` becomes `^\\circ` and a non-breaking space
+    a space.
 
     >>> normalize_answer(r"$x = 20,\\!080$.")
     'x = 20080'
@@ -285,11 +304,14 @@ def normalize_answer(text: str) -> str:
         text = delimited["content"]
     text = text.strip().lstrip("$").rstrip(" \t\n.$").strip()
     text = _DIGIT_GROUP_SEPARATOR.sub("", text)
+    if "~" in text:
+        text = _TILDE_BEFORE_TEXT.sub(" ", text)
     if not text.isascii():
         text = text.translate(_UNICODE_FORMS)
         if text.startswith("\u2013"):
             text = "-" + text[1:]
-    return text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    return text.replace("\\boldsymbol{", "\\mathbf{").replace("\\text{\\$}", "\\$")
 
 
 def _reference_text(reference: Any) -> str:
@@ -299,8 +321,10 @@ def _reference_text(reference: Any) -> str:
         return ""
     text = str(reference)
     if "\\boxed" in text or "\\fbox" in text:
-        boxed = find_answer(text, ("boxed",))
-        text = boxed.text if boxed else text.rpartition("\\boxed{")[2]
+        # An answer stated after the last box supersedes it, as in a completion.
+        boxed = find_answer(text, ("boxed", "answer_is"))
+        unclosed = boxed is None or "\\boxed" in boxed.text or "\\fbox" in boxed.text
+        text = text.rpartition("\\boxed{")[2] if unclosed else boxed.text
     elif "####" in text:
         hashes = find_answer(text, ("hashes",))
         text = hashes.text if hashes else ""
@@ -331,6 +355,33 @@ def _as_number(text: str) -> tuple[str | None, Decimal] | None:
     if match["scale"]:
         value = value.scaleb(_SCALES[match["scale"].lower()])
     return match["variable"], value
+
+
+def _same_number(pred: Decimal, gold: Decimal, precision: int) -> bool:
+    """Whether two plain numbers are equal as the symbolic path compares them.
+
+    Integers are compared exactly (`18446744073709551617` is not `2^{64}`); when either is
+    written with decimals (a float there), both are rounded to `precision` places first, as
+    math-verify's `float_rounding` does, so `0.30000000000000004` is 0.3 but `18.01` is not 18.
+    """
+    if pred == gold:
+        return True
+    if pred.as_tuple().exponent >= 0 and gold.as_tuple().exponent >= 0:
+        return False
+    # Exact rounding, whatever the length: enough digits for the larger number and the places.
+    digits = max(pred.adjusted(), gold.adjusted(), 0) + precision + 2
+    context = Context(prec=digits, rounding=ROUND_HALF_EVEN)
+    places = Decimal(1).scaleb(-precision)
+    return pred.quantize(places, context=context) == gold.quantize(places, context=context)
+
+
+def _letters(text: str) -> list[str] | None:
+    """The letters of a list of option letters ("A, D, F", `\\text{A}, \\text{D}`), sorted."""
+    if "\\" in text:
+        text = _TEXT_LETTERS.sub(r"\1", text)
+    if not _LETTER_LIST.fullmatch(text.strip()):
+        return None
+    return sorted(char for char in text if char.isupper())
 
 
 def _as_words(text: str) -> str | None:
@@ -382,7 +433,7 @@ def _qualified(answer: str) -> bool:
     if len(blocks) == 1 and blocks[0].span() == (0, len(answer)):
         return False
     for block in blocks:
-        content = block["content"].strip(" ,;").lower()
+        content = _SQUARED_UNIT.sub("", block["content"].strip(" ,;").lower())
         if content not in ("or", "and") and _NOT_UNIT_TEXT.search(content):
             return True
     return False

@@ -134,7 +134,7 @@ def symbolic_equal(pred: str, gold: str, precision: int = 6) -> str:
         return TRUTH_VALUE
     verdict = DIFFERENT
     for gold_reading, pred_reading in product(gold_readings, pred_readings):
-        if not verify(gold_reading, pred_reading, float_rounding=precision, timeout_seconds=None):
+        if not _verify(gold_reading, pred_reading, precision):
             continue
         if not _sides_agree(gold_reading, pred_reading, precision):
             continue
@@ -142,6 +142,32 @@ def symbolic_equal(pred: str, gold: str, precision: int = 6) -> str:
             return EQUAL
         verdict = NO_SOLUTIONS
     return verdict
+
+
+def _verify(gold, pred, precision: int) -> bool:
+    """math-verify's `verify`, also reading an answer solved for one variable as a set:
+    `x < 3` answers `(-\\infty, 3)` as `(-\\infty, 3)` answers `x < 3` (its default reads a
+    relation as a set only in the reference). Only a solved form: `x^2 < 4` or `2x < 6`
+    against `(-2, 2)` or `(-\\infty, 3)` may be the question copied, not its answer."""
+    return verify(
+        gold, pred, float_rounding=precision, allow_set_relation_comp=_solved_form(pred), timeout_seconds=None
+    )
+
+
+def _solved_form(reading) -> bool:
+    """Whether a reading relates one bare variable to numbers only: `x < 3`, `-2 \\le x \\le 7`,
+    `x \\neq 3`, `x = 5`."""
+    relations = reading.args if isinstance(reading, And) else (reading,)
+    variables = set()
+    for relation in relations:
+        if not isinstance(relation, Relational):
+            return False
+        symbols = [side for side in (relation.lhs, relation.rhs) if isinstance(side, sympy.Symbol)]
+        others = [side for side in (relation.lhs, relation.rhs) if not isinstance(side, sympy.Symbol)]
+        if len(symbols) != 1 or any(getattr(side, "free_symbols", True) for side in others):
+            return False
+        variables.add(symbols[0])
+    return len(variables) == 1
 
 
 def _has_truth_value(reading, closed_counts: bool) -> bool:
@@ -171,7 +197,7 @@ def _sides_agree(gold, pred, precision: int) -> bool:
     relations = pred._unsorted_args if isinstance(pred, And) else (pred,)
     sides = [relation.lhs for relation in relations] + [relations[-1].rhs]
     return all(
-        verify(gold, side, float_rounding=precision, timeout_seconds=None)
+        _verify(gold, side, precision)
         for side in sides
         if isinstance(side, sympy.Expr) and not side.free_symbols
     )

@@ -48,3 +48,23 @@ def completion_text(completion: Any) -> str:
             return ""
         return completion_text(completion[-1])
     return "" if completion is None else str(completion)
+
+
+def final_text(text: str) -> str:
+    """The part of a completion that states its answer: what follows the reasoning.
+
+    Reasoning models (DeepSeek-R1, Qwen3) think inside `<think>...</think>` and answer after
+    it; what they try while thinking ("maybe \\boxed{12}?") is not their answer. So this is the
+    text after the last `</think>` (the opening tag may be in the prompt, as in R1's chat
+    template); `""` when a `<think>` is opened and never closed (cut off while thinking: no
+    answer yet); the whole text when there is no think tag.
+
+    >>> final_text("<think>maybe 12?</think> The answer is 18.")
+    ' The answer is 18.'
+    >>> final_text("<think>so the answer is 18")
+    ''
+    """
+    _, closed, answer = text.rpartition("</think>")
+    if not closed:
+        return "" if "<think>" in text else text
+    return "" if "<think>" in answer else answer
