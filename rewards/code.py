@@ -10,8 +10,16 @@ Tests come from the `tests` column (`tests_column`), in the formats of
 `rewards/code_formats.py`: MBPP asserts (+ `test_setup_code`, `test_imports` columns),
 HumanEval `check(candidate)` (+ `entry_point`), stdin/stdout pairs (APPS, CodeContests,
 LiveCodeBench "stdin"), function calls (LiveCodeBench "functional" with `fn_name` or
-`metadata`, APPS `fn_name`). A `time_limit` column replaces `timeout_s` for its problem,
-per execution. Score = fraction of tests passed, or 1.0/0.0 with `mode: all`.
+`metadata`, APPS `fn_name`). A `time_limit` column replaces `timeout_s` for its problem.
+Score = fraction of tests passed, or 1.0/0.0 with `mode: all`.
+
+Time limits are per test, as the graders apply them: each stdin/stdout pair is one process
+with the limit; under the harness, the program's own top-level code and then each test (an
+assert, `check`, a call) get the limit each, enforced by the harness's timer, and the run as
+a whole gets one limit per test plus a second of start-up (at most ten minutes), so a hang
+costs one limit, not one per test. Calls and stdin/stdout programs first run the prelude of
+LiveCodeBench's grader (`grader_prelude` in `rewards/code_formats.py`): `List`, `gcd`,
+`deque`... without an import work there, and so here.
 
 Code tests and calls run in one sandboxed process per sample under the harness of
 `rewards/execution/harness.py`, which keeps the verdict out of the program's reach (read
@@ -34,15 +42,16 @@ from __future__ import annotations
 import ast
 import re
 import shutil
+import signal
 import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from rewards.code_formats import SampleTests, parse_time_limit, parse_tests, same_output, same_value
-from rewards.execution import E2BExecutor, ExecutionResult, Harness, Limits, LocalExecutor
-from rewards.verdict import Verdict, completion_text
+from rewards.code_formats import SampleTests, grader_prelude, parse_time_limit, parse_tests, same_output, same_value
+from rewards.execution import E2BExecutor, ExecutionResult, Harness, Limits, LocalExecutor, signal_error
+from rewards.verdict import Verdict, completion_text, final_text
 
 # A fenced block and its language tag; an unclosed fence at the end (a completion cut at
 # max_tokens) still counts.
@@ -52,6 +61,11 @@ _READS_INPUT = re.compile(r"\binput\s*\(|\bstdin\b|\bopen\s*\(\s*0\b|\bfileinput
 # Per-sample columns the reward reads besides the tests, as datasets name them.
 _SAMPLE_COLUMNS = ("prompt", "entry_point", "test_setup_code", "test_imports", "fn_name", "metadata", "time_limit")
 _OUTPUT_CAP = "output over the executor's cap (Limits.max_output_bytes)"
+# A harness run: start-up allowance on top of one limit per test, and a ceiling for the whole.
+_HARNESS_START_S = 1.0
+_HARNESS_MAX_S = 600.0
+# How a harness run ends when its per-test timer fires (the default action of SIGALRM).
+_TEST_TIMER = signal_error(-signal.SIGALRM)
 
 
 class CodeReward:
@@ -158,13 +172,17 @@ class CodeReward:
         if isinstance(time_limit, str):
             return Verdict(None, time_limit)
         entry_point = _entry_point(parsed, sample)
-        program = extract_program(completion_text(completion), entry_point)
+        answer = final_text(completion_text(completion))  # a reasoning model's code after </think>
+        if not answer.strip():
+            return Verdict(0.0, "no code after the reasoning" if completion_text(completion).strip() else "no code found")
+        program = extract_program(answer, entry_point)
         if not program.strip():
             return Verdict(0.0, "no code found")
         program = self._assemble(program, completion_text(sample.get("prompt") or ""), entry_point)
+        prelude = grader_prelude(program) if parsed.kind != "code" else ""
         if parsed.kind == "io":
-            return self._judge_io(program, parsed.cases, time_limit)
-        return self._judge_harness(program, parsed, time_limit)
+            return self._judge_io(program, parsed.cases, time_limit, prelude)
+        return self._judge_harness(program, parsed, time_limit, prelude)
 
     def pop_metrics(self) -> dict[str, float]:
         """Counts since the last call (then reset), for the loop to log as `reward/code/*`.
@@ -218,28 +236,30 @@ class CodeReward:
         return program
 
     def _execute(self, program: str, stdin: str = "", harness: Harness | None = None,
-                 timeout_s: float | None = None) -> ExecutionResult:
-        result = self.executor.run(program, stdin, harness=harness, timeout_s=timeout_s)
-        self._count(
-            executions=1.0, timeouts=float(result.timed_out), sandbox_errors=float(result.error.startswith("sandbox:"))
-        )
+                 timeout_s: float | None = None, prelude: str = "") -> ExecutionResult:
+        result = self.executor.run(program, stdin, harness=harness, timeout_s=timeout_s, prelude=prelude)
+        self._count(executions=1.0, timeouts=float(result.timed_out or result.error == _TEST_TIMER),
+                    sandbox_errors=float(result.error.startswith("sandbox:")))
         return result
 
-    def _judge_harness(self, program: str, tests: SampleTests, time_limit: float | None) -> Verdict:
+    def _judge_harness(self, program: str, tests: SampleTests, time_limit: float | None, prelude: str) -> Verdict:
         """Code tests and calls: one run under the harness; calls' values compared here."""
         if tests.kind == "calls":
             cases = tuple({"call": call.function, "args": list(call.args)} for call in tests.cases)
         else:
             cases = tests.cases
-        harness = Harness(tests=cases, setup=tests.setup, definitions=tests.definitions)
-        result = self._execute(program, harness=harness, timeout_s=time_limit)
+        per_test = time_limit or self.executor.limits.timeout_s
+        harness = Harness(tests=cases, setup=tests.setup, definitions=tests.definitions, timeout_s=per_test)
+        whole = min(per_test * (len(cases) + 1) + _HARNESS_START_S, max(per_test, _HARNESS_MAX_S))
+        result = self._execute(program, harness=harness, timeout_s=whole, prelude=prelude)
         if result.error.startswith("sandbox:"):
             return Verdict(0.0, result.error)
         reports = _reports(result.stdout, harness.nonce, result.truncated)
-        total = len(cases)
+        total, timed_out = len(cases), result.timed_out or result.error == _TEST_TIMER
         for stage, label in (("program", "program"), ("test setup", "setup")):
-            if label in reports:
-                return self._score(0, total, f"{stage} failed: {reports[label][1]}", result.timed_out)
+            verdict, detail = reports.get(label, ("ok", ""))
+            if verdict != "ok":
+                return self._score(0, total, f"{stage} failed: {detail}", timed_out)
         outcomes = {}
         for index in range(total):
             verdict, detail = reports.get(str(index), ("", ""))
@@ -253,13 +273,16 @@ class CodeReward:
         first = min(i for i in range(total) if not outcomes.get(i, (False,))[0])
         if first in outcomes:
             why = f"test {first + 1}/{total} failed: {outcomes[first][1]}"
+        elif result.error == _TEST_TIMER:
+            where = f"in test {first + 1}/{total}" if "program" in reports else "in the program, before any test"
+            why = f"timeout after {per_test:g}s {where}"
         elif result.timed_out:
             why = f"{result.error} before test {first + 1}/{total} finished"
         elif result.truncated:
             why = f"test {first + 1}/{total} not reported: {_OUTPUT_CAP}"
         else:
             why = f"test {first + 1}/{total} did not finish: {_process_failure(result)}"
-        return self._score(passed, total, why, result.timed_out)
+        return self._score(passed, total, why, timed_out)
 
     def _check_value(self, detail: str, expected: tuple) -> tuple[bool, str]:
         if detail == "!too long":
@@ -272,14 +295,14 @@ class CodeReward:
             return False, "returned an unreadable value"
         if any(same_value(value, want, self.float_tolerance) for want in expected):
             return True, ""
-        return False, f"wrong value: expected {_preview(repr(expected[0]))}, got {_preview(detail)}"
+        return False, f"wrong value: expected {_preview(_repr(expected[0]))}, got {_preview(detail)}"
 
-    def _judge_io(self, program: str, cases: tuple, time_limit: float | None) -> Verdict:
+    def _judge_io(self, program: str, cases: tuple, time_limit: float | None, prelude: str) -> Verdict:
         passed, first_failure, timed_out = 0, "", False
         for index, (stdin, expected) in enumerate(cases):
             if timed_out:
                 break  # a program that hung once costs one timeout, not one per remaining case
-            result = self._execute(program, stdin, timeout_s=time_limit)
+            result = self._execute(program, stdin, timeout_s=time_limit, prelude=prelude)
             if result.error.startswith("sandbox:"):
                 return Verdict(0.0, result.error)
             timed_out = result.timed_out
@@ -438,6 +461,13 @@ def _process_failure(result: ExecutionResult) -> str:
         return result.error
     last = result.stderr.strip().splitlines()[-1:] or [""]
     return f"exit code {result.exit_code}" + (f": {last[0][:200]}" if last[0] else "")
+
+
+def _repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except ValueError:  # Python's int->str limit (4300 digits) on this host
+        return "a value holding an integer over 4300 digits"
 
 
 def _preview(value: Any, limit: int = 40) -> str:

@@ -1,4 +1,5 @@
-"""The test formats the `code` reward reads, as datasets ship them, and how outputs compare.
+"""The test formats the `code` reward reads, as datasets ship them, how outputs compare, and
+what the datasets' graders preload.
 
 One sample's tests (a column value, or that value JSON-encoded in a string) become a
 `SampleTests` of one of three kinds:
@@ -18,12 +19,35 @@ One sample's tests (a column value, or that value JSON-encoded in a string) beco
 LiveCodeBench ships `private_test_cases` compressed: base64 of zlib of a pickled JSON
 string. They are read as its own loader reads them, except that unpickling is restricted
 to plain data (no class or function can be named), so a crafted pickle runs nothing.
+
+Comparisons (`same_output`, `same_value`) follow LiveCodeBench's grader, with CodeContests'
+float checker for `tolerance`: printed output compares line by line as whitespace-separated
+tokens (spacing within a line and blank lines at the start or end do not matter, blank lines
+between others do; case does); number tokens that differ as text compare by exact decimal
+value (`2.50` = `2.5`, `1e3` = `1000`). `tolerance` > 0 applies only where the expected value
+is a float (a token written with `.`, an exponent, inf or nan; a Python float): the absolute
+or relative error must be <= tolerance, i.e. |got - expected| <= tolerance * max(1, |expected|)
+(testlib's doubleCompare). An expected integer always compares exactly.
+
+The prelude (`grader_prelude`): LiveCodeBench's grader runs its `import_string` before every
+program, functional or stdin (APPS's runs a smaller header of the same kind): the public names
+of string, re, datetime, collections, heapq, bisect, copy, math, random, statistics,
+itertools, functools, operator, io, sys, json and typing (the builtins win where they
+collide: `pow`, `compile`), those modules themselves, and `sys.setrecursionlimit(50000)`. So
+`def f(self, nums: List[int])` or `gcd(a, b)` without an import pass there. Importing all of
+it costs ~15 ms per execution in the sandbox (typing and statistics ~5 ms each), so the
+prelude binds only the names the program reads and never binds itself: most programs import
+what they use and pay nothing; one needing `List` pays for typing. It runs in the program's
+namespace before the program (for calls and stdin/stdout tests; not for HumanEval/MBPP code
+tests, whose graders preload nothing).
 """
 
 from __future__ import annotations
 
 import ast
 import base64
+import functools
+import importlib
 import io
 import json
 import math
@@ -31,12 +55,23 @@ import pickle
 import re
 import zlib
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 _CHECK = re.compile(r"^def check\(", re.MULTILINE)
 _TIME = re.compile(r"^\s*(?P<value>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>ms|milliseconds?|s|secs?|seconds?)?\s*$", re.I)
 _NOT_TEST_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
+# A number token of printed output: an integer, a decimal, an exponent form, inf or nan.
+_NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)", re.IGNORECASE | re.ASCII)
+# LiveCodeBench's `import_string`: `from M import *` for each, in this order, then `import M`
+# for all but builtins and typing (see the module docstring).
+_PRELUDE_MODULES = ("string", "re", "datetime", "collections", "heapq", "bisect", "copy", "math", "random",
+                    "statistics", "itertools", "functools", "operator", "io", "sys", "json", "builtins", "typing")
+_RECURSION_LIMIT = 50000
+# Longer integer literals in test data are parsed through Decimal: Python's int() refuses
+# more than 4300 digits by default, and the reward must read what the graders read.
+_INT_DIGITS = 4000
 
 
 @dataclass(frozen=True)
@@ -97,9 +132,10 @@ def parse_tests(value: Any, entry_point: Any = None, setup: Any = None, function
 
 def parse_time_limit(value: Any) -> float | None | str:
     """Seconds from a problem's time limit: a number, CodeContests' `{"seconds", "nanos"}`,
-    or text such as "2 seconds" / "1500 ms"; None when absent; a reason when unreadable."""
+    or text such as "2 seconds" / "1500 ms"; None when absent (also `{"seconds": null,
+    "nanos": null}`, as some CodeContests rows have); a reason when unreadable."""
     value = _decode(value)
-    if value is None or value == "":
+    if value is None or value == "" or isinstance(value, dict) and value and not any(value.values()):
         return None
     seconds: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -116,33 +152,58 @@ def parse_time_limit(value: Any) -> float | None | str:
 
 def same_value(result: Any, expected: Any, tolerance: float = 0.0) -> bool:
     """Whether a returned value equals an expected one: tuples count as lists (JSON has no
-    tuples); floats within `tolerance` (relative or absolute) when it is > 0."""
+    tuples); an expected float accepts an error within `tolerance` when it is > 0 (see the
+    module docstring); anything else, integers included, must be equal."""
     if isinstance(result, (list, tuple)) and isinstance(expected, (list, tuple)):
         return len(result) == len(expected) and all(same_value(r, e, tolerance) for r, e in zip(result, expected))
     if isinstance(result, dict) and isinstance(expected, dict):
         return result.keys() == expected.keys() and all(same_value(result[k], expected[k], tolerance) for k in result)
-    if tolerance > 0 and _is_number(result) and _is_number(expected):
-        return math.isclose(result, expected, rel_tol=tolerance, abs_tol=tolerance)
+    if tolerance > 0 and isinstance(expected, float) and _is_number(result) and result != expected:
+        return _within(Decimal(result), Decimal(expected), tolerance)
     return type(result) is not bool and type(expected) is not bool and result == expected or result is expected
 
 
 def same_output(output: str, expected: str, tolerance: float = 0.0) -> bool:
-    """Whether printed output matches: line by line without trailing whitespace, trailing
-    blank lines ignored; with `tolerance` > 0, tokens that are numbers compare as floats."""
+    """Whether printed output matches the expected output: line by line, as whitespace-separated
+    tokens, number tokens by value, floats within `tolerance` (see the module docstring).
+
+    >>> same_output("1  2\\n2.50\\n\\n", "1 2\\n2.5"), same_output("YES", "Yes"), same_output("1\\n2", "1 2")
+    (True, False, False)
+    """
     lines, wanted = output_lines(output), output_lines(expected)
-    if lines == wanted:
-        return True
-    if tolerance <= 0 or len(lines) != len(wanted):
-        return False
-    return all(_same_tokens(line.split(), want.split(), tolerance) for line, want in zip(lines, wanted))
+    return len(lines) == len(wanted) and all(
+        line == want or _same_tokens(line.split(), want.split(), tolerance) for line, want in zip(lines, wanted)
+    )
 
 
 def output_lines(text: str) -> list[str]:
-    """Output as compared: each line without trailing whitespace, no trailing blank lines."""
-    lines = [line.rstrip() for line in text.splitlines()]
+    """Output as compared: each line stripped, no blank lines at the start or the end."""
+    lines = [line.strip() for line in text.splitlines()]
     while lines and not lines[-1]:
         lines.pop()
-    return lines
+    start = 0
+    while start < len(lines) and not lines[start]:
+        start += 1
+    return lines[start:]
+
+
+def grader_prelude(program: str) -> str:
+    """Code to run before `program`, in its namespace, as LiveCodeBench's grader does: the
+    imports of its `import_string` that bind a name the program reads but never binds, and
+    its recursion limit (see the module docstring).
+
+    >>> grader_prelude("class Solution:\\n    def f(self, a: List[int]) -> int:\\n        return gcd(*a)")
+    'from typing import List\\nfrom math import gcd\\n__import__("sys").setrecursionlimit(50000)\\n'
+    """
+    sources = _preloaded()
+    imports: dict[str, list[str]] = {}
+    for name in sorted(_free_names(program) & sources.keys()):
+        module, attribute = sources[name]
+        imports.setdefault(module, []).append(attribute)
+    lines = [f"from {module} import {', '.join(a for a in names if a)}" for module, names in imports.items()
+             if any(names)]
+    lines += [f"import {module}" for module, names in imports.items() if None in names]
+    return "".join(line + "\n" for line in lines) + f'__import__("sys").setrecursionlimit({_RECURSION_LIMIT})\n'
 
 
 def is_test(code: str) -> bool:
@@ -210,8 +271,8 @@ def _parse_pairs(pairs: list, name: str) -> SampleTests | str:
     calls = []
     for pair in pairs:
         try:
-            args = tuple(json.loads(line) for line in str(pair["input"]).split("\n") if line.strip())
-            expected = json.loads(str(pair["output"]))
+            args = tuple(_json(line) for line in str(pair["input"]).split("\n") if line.strip())
+            expected = _json(str(pair["output"]))
         except ValueError:
             return f"unreadable functional test: input and output must be JSON, got {_preview(pair)}"
         calls.append(Call(name, args, (expected,)))
@@ -230,10 +291,18 @@ def _decode(value: Any) -> Any:
     """JSON-encoded columns (Parquet/JSONL store lists as strings) decoded; else as is."""
     if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
         try:
-            return json.loads(value)
+            return _json(value)
         except ValueError:
             return value
     return value
+
+
+def _json(text: str) -> Any:
+    return json.loads(text, parse_int=_parse_int)
+
+
+def _parse_int(digits: str) -> int:
+    return int(digits) if len(digits) <= _INT_DIGITS else int(Decimal(digits))
 
 
 def _decompress(value: Any) -> Any:
@@ -265,17 +334,65 @@ def _code_list(value: Any) -> list[str]:
 
 
 def _same_tokens(tokens: list[str], wanted: list[str], tolerance: float) -> bool:
-    if len(tokens) != len(wanted):
+    return len(tokens) == len(wanted) and all(_same_token(t, w, tolerance) for t, w in zip(tokens, wanted))
+
+
+def _same_token(token: str, want: str, tolerance: float) -> bool:
+    if token == want:
+        return True
+    if not (_NUMBER.fullmatch(token) and _NUMBER.fullmatch(want)):
         return False
-    for token, want in zip(tokens, wanted):
-        if token == want:
-            continue
-        try:
-            if not math.isclose(float(token), float(want), rel_tol=tolerance, abs_tol=tolerance):
-                return False
-        except ValueError:
-            return False
-    return True
+    got, expected = Decimal(token), Decimal(want)
+    if got == expected:
+        return True
+    return tolerance > 0 and not want.lstrip("+-").isdigit() and _within(got, expected, tolerance)
+
+
+def _within(got: Decimal, expected: Decimal, tolerance: float) -> bool:
+    """|got - expected| <= tolerance * max(1, |expected|), exactly; never for inf or nan."""
+    if not (got.is_finite() and expected.is_finite()):
+        return False
+    try:
+        return abs(got - expected) <= Decimal(repr(tolerance)) * max(Decimal(1), abs(expected))
+    except ArithmeticError:  # an exponent beyond the decimal context's range
+        return False
+
+
+@functools.cache
+def _preloaded() -> dict[str, tuple[str, str | None]]:
+    """Each name LiveCodeBench's `import_string` binds to something other than a builtin:
+    (module, attribute), or (module, None) for the module itself."""
+    bound: dict[str, tuple[str, str | None]] = {}
+    for module_name in _PRELUDE_MODULES:
+        module = importlib.import_module(module_name)
+        names = getattr(module, "__all__", None) or [name for name in vars(module) if not name.startswith("_")]
+        bound.update((name, (module_name, name)) for name in names)
+    bound.update((name, (name, None)) for name in _PRELUDE_MODULES if name not in ("builtins", "typing"))
+    return {name: source for name, source in bound.items() if source[0] != "builtins"}
+
+
+def _free_names(program: str) -> set[str]:
+    """Names `program` reads but binds nowhere (no assignment, definition, parameter or
+    import of that name anywhere in it); none when it does not parse."""
+    try:
+        tree = ast.parse(program)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    read, bound = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
+            bound.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            bound.add(node.rest)
+    return read - bound
 
 
 def _is_number(value: Any) -> bool:

@@ -367,3 +367,29 @@ def test_an_object_equal_to_everything_fools_asserts_but_not_calls(reward):
     subclass = "class Int(int):\n    def __eq__(self, other):\n        return True\n" \
                "def add(a, b):\n    return Int(a - b)\n"
     assert reward(prompts=["p"], completions=[subclass], tests=[calls], fn_name=["add"]) == [0.0]
+
+
+# Each tries to outlive the per-test timer of the harness (SIGALRM, default action).
+TIMER_DODGES = {
+    "SIG_IGN": "signal.signal(signal.SIGALRM, signal.SIG_IGN)",
+    "a handler": "signal.signal(signal.SIGALRM, print)",
+    "default_int_handler": "signal.signal(signal.SIGALRM, signal.default_int_handler)",
+    "an __index__ signal number": "signal.signal(type('N', (), {'__index__': lambda s: 14})(), signal.SIG_IGN)",
+    "setitimer": "signal.setitimer(signal.ITIMER_REAL, 0)",
+    "alarm": "signal.alarm(0)",
+    "pthread_sigmask": "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])",
+    "faulthandler.register": "faulthandler.register(signal.SIGALRM)",
+}
+
+
+@pytest.mark.parametrize("name", list(TIMER_DODGES))
+def test_the_per_test_timer_cannot_be_dodged(name):
+    """Test 1 takes 0.8 s against a 0.5 s limit; the run as a whole could (3.5 s)."""
+    slow_first = ("import faulthandler, signal, time\ndef add(a, b):\n    try:\n        %s\n"
+                  "    except Exception:\n        pass\n    if a == 2:\n        try:\n"
+                  "            time.sleep(0.8)\n        except BaseException:\n            pass\n"
+                  "    return a + b\n") % TIMER_DODGES[name]
+    reward = CodeReward(timeout_s=0.5, workers=1)
+    verdict = reward.verdicts(["p"], [slow_first], tests=[TESTS])[0]
+    assert verdict.score == 0.0 and verdict.timed_out, verdict
+    assert verdict.reason.startswith("timeout after 0.5s in test 1/2"), verdict

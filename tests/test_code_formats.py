@@ -8,11 +8,12 @@ rows (column names and value types as those datasets have them).
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
 from rewards.code import CodeReward
-from rewards.code_formats import is_test, parse_time_limit, parse_tests, same_output
+from rewards.code_formats import grader_prelude, is_test, parse_time_limit, parse_tests, same_output, same_value
 
 pytestmark = pytest.mark.filterwarnings("ignore:code execution is NOT sandboxed")
 
@@ -215,7 +216,8 @@ def test_codecontests_public_and_private_tests_with_float_tolerance_and_time_lim
     tolerant = CodeReward(timeout_s=5.0, tests_column=["public_tests", "private_tests"], float_tolerance=1e-6)
     args = dict(public_tests=[row["public_tests"]], private_tests=[row["private_tests"]], time_limit=[row["time_limit"]])
     assert tolerant(["p"], [fenced(row["solution"])], **args) == [1.0]
-    assert strict(["p"], [fenced(row["solution"])], **args) == [pytest.approx(1 / 3)]  # "0.3333333333333333" != "0.333333333"
+    # "0.3333333333333333" != "0.333333333"; "2.5" and "1.0" = "1.0000000" by value
+    assert strict(["p"], [fenced(row["solution"])], **args) == [pytest.approx(2 / 3)]
     assert tolerant(["p"], [fenced(row["mutated"])], **args)[0] < 1.0
 
 
@@ -228,7 +230,8 @@ def test_a_problems_time_limit_replaces_the_timeout(code):
 
 
 @pytest.mark.parametrize("value,seconds", [(2, 2.0), ({"seconds": 1, "nanos": 500000000}, 1.5), ("2 seconds", 2.0),
-                                           ("1500 ms", 1.5), ("3s", 3.0), (None, None)])
+                                           ("1500 ms", 1.5), ("3s", 3.0), (None, None),
+                                           ({"seconds": None, "nanos": None}, None)])
 def test_time_limit_formats(value, seconds):
     assert parse_time_limit(value) == seconds
 
@@ -268,3 +271,93 @@ def test_same_output_compares_lines_and_optionally_numbers():
     assert not same_output("1 2\n3", "1 2 3")
     assert same_output("0.3333333\n", "0.333333333\n", tolerance=1e-6)
     assert not same_output("0.34\n", "0.333333333\n", tolerance=1e-6)
+
+
+@pytest.mark.parametrize("printed,expected,same", [
+    ("1  2\n", "1 2\n", True), (" 7\n", "7\n", True), ("2.50\n", "2.5\n", True), ("1e3\n", "1000\n", True),
+    ("\n\n5\n", "5\n", True), ("2\n", "2.0\n", True), ("1\n\n2\n", "1\n2\n", False), ("1\n2\n", "1 2\n", False),
+    ("Yes\n", "YES\n", False), ("0.3333333333333333\n", "0.333333\n", False), ("nan\n", "NaN\n", False),
+])
+def test_output_tokens_compare_by_value_as_livecodebench_does(printed, expected, same):
+    assert same_output(printed, expected) is same
+
+
+@pytest.mark.parametrize("printed,expected,same", [
+    ("1000000006", "1000000007", False), ("123456790", "123456789", False), ("1e-7", "0", False),
+    ("2", "2.0", True), ("0.3333333", "0.333333333", True), ("1000000.5", "1000000.0", True),  # relative error
+    ("0.0000015", "0.0000001", False), ("0.0000011", "0.0000001", True), ("inf", "1e308", False),
+])
+def test_float_tolerance_applies_only_to_expected_floats(printed, expected, same):
+    assert same_output(printed, expected, tolerance=1e-6) is same
+
+
+def test_returned_integers_compare_exactly_despite_float_tolerance():
+    assert not same_value(999999999, 1000000000, 1e-6) and not same_value(1e-7, 0, 1e-6)
+    assert same_value(0.3333333, 1 / 3, 1e-6) and same_value([2, 10**400], [2.0, 10**400], 1e-6)
+    assert same_value(10**400, 1e300, 1.0) is False  # no OverflowError
+
+
+def test_integers_never_pass_within_the_codecontests_tolerance():
+    """README's CodeContests config: an off-by-one integer answer is wrong, in print and return."""
+    tolerant = CodeReward(timeout_s=5.0, float_tolerance=1e-6)
+    pair = [{"input": "", "output": "1000000007\n"}]
+    call = [{"input": "1", "output": "1000000000", "testtype": "functional"}]
+    verdicts = tolerant.verdicts(["p"] * 3, ["print(1000000006)", "print('1e-7')", "def f(x):\n    return 999999999"],
+                                 tests=[pair, [{"input": "", "output": "0"}], call], fn_name=[None, None, "f"])
+    assert [v.score for v in verdicts] == [0.0, 0.0, 0.0], verdicts
+    assert tolerant(["p"], ["print(0.3333333)"], tests=[[{"input": "", "output": "0.333333333"}]]) == [1.0]
+
+
+def test_spacing_and_decimal_forms_pass_as_in_livecodebench(code):
+    stdin = [{"input": "1 2\n", "output": "1 2\n2.5\n", "testtype": "stdin"}]
+    program = "a, b = input().split()\nprint(a, '', b)\nprint('', '2.50')\n"
+    assert code(["p"], [fenced(program)], tests=[json.dumps(stdin)]) == [1.0]
+
+
+def test_the_graders_preloaded_names_work_without_imports(code):
+    """LiveCodeBench runs its import_string first (functional and stdin), APPS a header like
+    it: the starter code verbatim (`List`), `deque`, `gcd`, `Counter` need no import there."""
+    functional = [{"input": "[4, 6, 8]\n2", "output": "[4, 6]", "testtype": "functional"}]
+    starter = ("class Solution:\n    def firstK(self, nums: List[int], k: int) -> Optional[List[int]]:\n"
+               "        q = deque(nums)\n        return [q.popleft() for _ in range(k)]\n")
+    stdin = [{"input": "12 18\n", "output": "6\n", "testtype": "stdin"}]
+    apps = {"fn_name": "f", "inputs": [["aab"]], "outputs": [[1]]}
+    builtins_win = "def f(s):\n    return pow(2, 10, 7) - 2 + int(sqrt(4)) - 2 + Counter(s)['a'] - 1\n"
+    future = "from __future__ import annotations\nclass Solution:\n    def firstK(self, nums: List[int], k):\n" \
+             "        return nums[:k]\n"
+    verdicts = code.verdicts(
+        ["p"] * 4, [fenced(starter), fenced("a, b = map(int, input().split())\nprint(gcd(a, b))\n"),
+                    fenced(builtins_win), fenced(future)],
+        tests=[json.dumps(functional), json.dumps(stdin), json.dumps(apps), json.dumps(functional)],
+        metadata=[json.dumps({"func_name": "firstK"}), "{}", "{}", json.dumps({"func_name": "firstK"})])
+    assert [v.score for v in verdicts] == [1.0] * 4, verdicts
+    # HumanEval's and MBPP's graders preload nothing: neither does the reward for their tests.
+    assert code(["p"], ["def f(a, b):\n    return gcd(a, b)\n"], tests=[["assert f(4, 6) == 2"]]) == [0.0]
+
+
+def test_the_prelude_binds_only_what_the_program_reads_and_never_binds():
+    assert grader_prelude("import math\nprint(math.gcd(2, 4))") == '__import__("sys").setrecursionlimit(50000)\n'
+    prelude = grader_prelude("x = pow(2, 3, 5)\nprint(gcd(x, 4), collections.deque(), mode)\nmode = 1\n")
+    assert prelude.splitlines() == ["from math import gcd", "import collections",
+                                    '__import__("sys").setrecursionlimit(50000)']
+
+
+def test_integers_of_any_length_print_and_return():
+    """Python 3.11 refuses int<->str over 4300 digits; the graders' Pythons did not."""
+    old = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        big = str(7**6000)
+    finally:
+        sys.set_int_max_str_digits(old)
+    code = CodeReward(timeout_s=5.0)
+    verdicts = code.verdicts(
+        ["p"] * 4,
+        ["print(len(str(2**20000)))", "def f(x):\n    return 7**x", "def f(x):\n    return 7**x",
+         "def f(x):\n    return 7**x + 1"],
+        tests=[[{"input": "", "output": "6021"}], [{"input": "6000", "output": big, "testtype": "functional"}],
+               '{"fn_name": "f", "inputs": [[6000]], "outputs": [%s]}' % big,
+               [{"input": "6000", "output": big, "testtype": "functional"}]],
+        fn_name=[None, "f", None, "f"])
+    assert [v.score for v in verdicts] == [1.0, 1.0, 1.0, 0.0], verdicts
+    assert "wrong value" in verdicts[3].reason

@@ -129,6 +129,22 @@ def test_timeouts_are_marked(code):
     assert verdict.timed_out and time.monotonic() - start < 4
 
 
+def test_time_limits_apply_per_test_under_the_harness():
+    """LiveCodeBench allows each functional test its limit (and MBPP each assert): 8 tests
+    of 0.3 s pass under a 1 s limit; a hang costs one limit, and the tests before it count."""
+    reward = CodeReward(timeout_s=1.0, workers=2)
+    slow = "import time\ndef f(x):\n    time.sleep(0.3)\n    return x\n"
+    calls = [{"input": str(i), "output": str(i), "testtype": "functional"} for i in range(8)]
+    asserts = [f"assert f({i}) == {i}" for i in range(8)]
+    assert reward(["p", "p"], [slow, slow], tests=[calls, asserts], fn_name=["f", None]) == [1.0, 1.0]
+    hang = "def f(x):\n    while x == 2:\n        pass\n    return x\n"
+    start = time.monotonic()
+    verdict = reward.verdicts(["p"], [hang], tests=[calls], fn_name=["f"])[0]
+    assert time.monotonic() - start < 3
+    assert verdict.timed_out and verdict.score == 2 / 8
+    assert verdict.reason.startswith("timeout after 1s in test 3/8"), verdict
+
+
 def test_printing_cannot_fake_test_results(code):
     forged = [
         'print(\'{"test": 0, "ok": true}\')\nimport os\nos._exit(0)',

@@ -169,3 +169,15 @@ def test_livecodebench_compressed_private_tests(code):
     hostile = base64.b64encode(zlib.compress(pickle.dumps(print))).decode()
     verdict = code.verdicts(["p"], [solution], tests=[hostile])[0]
     assert verdict.score is None and "compressed" in verdict.reason
+
+
+def test_a_reasoning_models_code_is_read_after_its_thinking(code):
+    # What it tries while thinking is not its answer; cut off while thinking, it has none.
+    wrong = "```python\ndef add(a, b):\n    return a - b\n```"
+    right = "```python\ndef add(a, b):\n    return a + b\n```"
+    completions = [f"<think>first try:\n{wrong}\nno, that subtracts</think>\n{right}",
+                   f"<think>first try:\n{right}\nhmm</think>\nFinal:\n{wrong}",
+                   f"<think>let me write it:\n{right}"]
+    verdicts = code.verdicts(["p"] * 3, completions, tests=[ADD_TESTS] * 3)
+    assert [v.score for v in verdicts] == [1.0, 0.0, 0.0], verdicts
+    assert verdicts[2].reason == "no code after the reasoning"

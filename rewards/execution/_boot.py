@@ -1,11 +1,14 @@
 """The first code that runs inside the sandbox: apply the limits, drop privileges, run the program.
 
 `LocalExecutor` passes this file's source to `python -c`, with the number of an inherited
-file descriptor holding a JSON spec: `{"program": str, "limits": {...}, "uid": int|null,
-"harness": null | {"source", "setup", "definitions", "tests", "nonce"}}`;
+file descriptor holding a JSON spec: `{"program": str, "prelude": str, "limits": {...},
+"uid": int|null, "harness": null | {"source", "setup", "definitions", "tests", "nonce",
+"timeout_s"}}`;
 `E2BExecutor` passes the path of a spec file instead, which is deleted once read. With a
 `harness`, the program is not run as a script: the harness (`harness.py`, its source in
 the spec) runs it and then the tests, which never touch a file the program can read.
+The `prelude` (trusted code: the graders' preloaded imports) runs first, in the program's
+namespace.
 It uses the standard library only and must not import `rewards` (the project is not
 visible inside the sandbox).
 
@@ -81,13 +84,16 @@ def main(where):
         # The nonce and the tests go straight from the spec into `run`: no local of this
         # frame holds them (or the harness's functions) while the program runs.
         _harness(spec["harness"].pop("source"))(
-            source, max_output_bytes=limits.get("max_output_bytes", 1 << 20), **spec.pop("harness"))  # never returns
+            source, max_output_bytes=limits.get("max_output_bytes", 1 << 20), prelude=spec.get("prelude") or "",
+            **spec.pop("harness"))  # never returns
     # Run in the real __main__ module (pickle and `import __main__` expect it), emptied of
     # this file's names so the program starts from a clean namespace.
     main_globals = sys.modules["__main__"].__dict__
     for name in [name for name in main_globals if not name.startswith("__")]:
         del main_globals[name]
     main_globals["__file__"] = "program.py"
+    if spec.get("prelude"):
+        exec(compile(spec["prelude"], "prelude.py", "exec"), main_globals)
     exec(compile(source, "program.py", "exec"), main_globals)
 
 

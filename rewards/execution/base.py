@@ -9,6 +9,7 @@ sandbox and a remote e2b sandbox be swapped by one config value.
 from __future__ import annotations
 
 import secrets
+import signal
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -84,7 +85,9 @@ class Harness:
     calls `{"call": name, "args": [...]}` (the return value is reported); `setup` is
     code run in the program's namespace after it (test imports, setup code), and
     `definitions` code run in the tests' own namespace (HumanEval's `check`), neither
-    counted as tests. Results come back on stdout as lines
+    counted as tests. With `timeout_s`, the program's top-level code and each test may
+    take that many seconds (wall clock) each: past it, the harness's timer ends the process
+    with SIGALRM (`signal_error` reads "killed by SIGALRM"). Results come back on stdout as lines
     `nonce index verdict [detail]` (see `harness.py`); the tests and the nonce reach the
     sandbox by the boot spec only, never by a file the program can read.
     """
@@ -92,16 +95,31 @@ class Harness:
     tests: tuple
     setup: tuple = ()
     definitions: tuple = ()
+    timeout_s: float | None = None
     nonce: str = field(default_factory=lambda: secrets.token_hex(16))
 
     def spec(self) -> dict:
-        return {"source": HARNESS_SOURCE, "setup": list(self.setup),
-                "definitions": list(self.definitions), "tests": list(self.tests), "nonce": self.nonce}
+        return {"source": HARNESS_SOURCE, "setup": list(self.setup), "definitions": list(self.definitions),
+                "tests": list(self.tests), "nonce": self.nonce, "timeout_s": self.timeout_s}
 
 
 def with_timeout(limits: Limits, timeout_s: float | None) -> Limits:
     """`limits` with another wall-clock limit (a problem's own time limit), if one is given."""
     return limits if timeout_s is None else replace(limits, timeout_s=timeout_s)
+
+
+def signal_error(code: int | None) -> str:
+    """Describe a death by signal from an exit status: -N (a plain child) or 128+N (bwrap,
+    a shell); "" for any other status."""
+    if code is None or not (code < 0 or 128 < code < 128 + 65):
+        return ""
+    number = -code if code < 0 else code - 128
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    known = {"SIGXCPU": "CPU time limit exceeded", "SIGXFSZ": "file size limit exceeded"}
+    return known.get(name, f"killed by {name}")
 
 
 class Executor(Protocol):
@@ -110,11 +128,12 @@ class Executor(Protocol):
     limits: Limits
 
     def run(
-        self, program: str, stdin: str = "", harness: Harness | None = None, timeout_s: float | None = None
+        self, program: str, stdin: str = "", harness: Harness | None = None, timeout_s: float | None = None,
+        prelude: str = "",
     ) -> ExecutionResult:
         """Run `program` (Python source) with `stdin`, or under `harness` with its tests;
-        `timeout_s` replaces the wall-clock limit for this run. Never raises for the
-        program's faults."""
+        `timeout_s` replaces the wall-clock limit for this run; `prelude` (trusted code)
+        runs first in the program's namespace. Never raises for the program's faults."""
         ...
 
     def close(self) -> None:

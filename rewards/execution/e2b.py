@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rewards.execution.base import ExecutionResult, Harness, Limits, with_timeout
+from rewards.execution.base import ExecutionResult, Harness, Limits, signal_error, with_timeout
 
 _BOOT_SOURCE = (Path(__file__).with_name("_boot.py")).read_text(encoding="utf-8")
 
@@ -81,7 +81,8 @@ class E2BExecutor:
         self._lock = threading.Lock()
 
     def run(
-        self, program: str, stdin: str = "", harness: Harness | None = None, timeout_s: float | None = None
+        self, program: str, stdin: str = "", harness: Harness | None = None, timeout_s: float | None = None,
+        prelude: str = "",
     ) -> ExecutionResult:
         """Run `program` with `stdin` (or under `harness`) in a VM from the pool, `timeout_s`
         replacing the wall-clock limit; a failing VM is replaced once."""
@@ -94,7 +95,7 @@ class E2BExecutor:
                 return ExecutionResult(None, error=f"sandbox: could not create an e2b sandbox: {_describe(exc)}")
             start = time.monotonic()
             try:
-                result = self._run_in(sandbox, program, stdin, harness, limits)
+                result = self._run_in(sandbox, program, stdin, harness, limits, prelude)
             except Exception as exc:
                 _kill(sandbox)  # it may still be running the program, or be gone
                 duration = time.monotonic() - start
@@ -123,14 +124,16 @@ class E2BExecutor:
             f"ulimit -v {limits.memory_mb * 1024} 2>/dev/null; ulimit -f {limits.max_file_mb * 1024} 2>/dev/null; "
             f"ulimit -u {limits.max_processes + 4} 2>/dev/null; "
         )
-        python = f"{shlex.quote(self.python)} -I -B -c {shlex.quote(_BOOT_SOURCE)} spec.json"
+        python = f"{shlex.quote(self.python)} -I -B -X int_max_str_digits=0 -c {shlex.quote(_BOOT_SOURCE)} spec.json"
         run = f"timeout -s KILL {limits.timeout_s:g} {python} < stdin.txt"
         return f"cd {quoted} && {{ {ulimits}{run}; }}; code=$?; cd / && rm -rf {quoted}; exit $code"
 
-    def _run_in(self, sandbox: Any, program: str, stdin: str, harness: Harness | None, limits: Limits) -> ExecutionResult:
+    def _run_in(self, sandbox: Any, program: str, stdin: str, harness: Harness | None, limits: Limits,
+                prelude: str = "") -> ExecutionResult:
         directory = f"{self.workdir}/{uuid.uuid4().hex}"
         spec = {
             "program": program,
+            "prelude": prelude,
             "harness": harness.spec() if harness else None,
             "uid": None,
             "limits": {"cpu_s": max(1, math.ceil(limits.timeout_s)), "memory_mb": limits.memory_mb,
@@ -157,7 +160,7 @@ class E2BExecutor:
             stdout=stdout,
             stderr=stderr,
             timed_out=timed_out,
-            error=_timeout_error(limits) if timed_out else ("killed by SIGKILL" if code == 137 else ""),
+            error=_timeout_error(limits) if timed_out else signal_error(code),
             duration_s=duration,
             truncated=out_cut,
         )

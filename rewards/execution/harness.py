@@ -35,13 +35,22 @@ decides pass/fail must be out of the program's reach.
 - Tests run in their own namespace (a copy of the program's after it and the shared
   setup ran, with a fresh copy of the original builtins): the program's functions cannot
   see `check` or other test definitions.
+- Time limits are per test: with `timeout_s`, a real-time interval timer (armed before the
+  program's top-level code, again before the setup and before each test) ends the process
+  with SIGALRM, whose default action needs no handler (and so hands out no frame). The
+  program cannot stop it: `signal.signal` accepts only SIG_DFL for SIGALRM, and `alarm`,
+  `setitimer`, `pthread_sigmask` (blocking it) and `faulthandler.register` (a C handler
+  that returns) are refused. The host sees which tests reported before it fired.
 - Each result line is `nonce index verdict [detail]`, written with the captured
   `os.write` to a duplicate of the original stdout; the program's own fd 1 is redirected
   to stderr. Only the harness's own process reports (a forked copy stays silent).
 
 A test passes when its code ran to the end without raising. A function-call test
 (`{"call": name, "args": [...]}`) reports the return value, serialized strictly from
-built-in types (their own methods, never the object's), and the host compares it.
+built-in types (their own methods, never the object's), and the host compares it; integers
+over `_DECIMAL_BITS` bits are written in hex (decimal conversion is quadratic in CPython,
+and the host's int() refuses over 4300 digits). After the program's top-level code the
+harness reports `program ok`, so the host can tell a timeout there from one in a test.
 """
 
 import builtins
@@ -61,6 +70,8 @@ _FRAME_ATTRIBUTES = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
 _MAX_DEPTH = 50
 # Bytes each report line other than a value may take (nonce, label, verdict, detail).
 _LINE_BYTES = 400
+# Integers with more bits than this are reported in hex (see the module docstring).
+_DECIMAL_BITS = 2000
 # The replacements `_guard_frame_sources` installs. They are compiled in a namespace of
 # their own with empty builtins and get what they use as arguments, so nothing they
 # expose (__globals__, __builtins__, __closure__, defaults) leads to the harness or to
@@ -72,7 +83,7 @@ def refuse(kind, message):
     return refused
 
 
-def signal_guard(real_signal, default_int_handler, int_type, issubclass, type, kind, base_exception):
+def signal_guard(real_signal, default_int_handler, int_type, issubclass, type, kind, base_exception, timer_signal):
     def vault():
         # The real signal.signal is a local of this generator, which only gi_frame (refused
         # by the audit hook) could show; requests sent to it are checked here.
@@ -80,10 +91,15 @@ def signal_guard(real_signal, default_int_handler, int_type, issubclass, type, k
         while True:
             signalnum, handler = yield reply
             try:
+                if not issubclass(type(signalnum), int_type):
+                    raise kind("sandbox: a signal number must be an int here")
+                signalnum = int_type.__int__(signalnum)
                 if handler is not default_int_handler:
                     if not issubclass(type(handler), int_type) or int_type.__int__(handler) not in (0, 1):
                         raise kind("sandbox: only SIG_DFL, SIG_IGN or default_int_handler can be set here")
                     handler = int_type.__int__(handler)
+                if signalnum == timer_signal and (handler is default_int_handler or handler != 0):
+                    raise kind("sandbox: SIGALRM is the test timer: only SIG_DFL can be set for it here")
                 reply = (True, real_signal(signalnum, handler))
             except base_exception as exc:
                 reply = (False, exc.with_traceback(None))
@@ -102,22 +118,24 @@ def signal_guard(real_signal, default_int_handler, int_type, issubclass, type, k
 """
 
 
-def run(program, setup, definitions, tests, nonce, max_output_bytes=1 << 20):
-    """Run `program`, then `setup` in its namespace (MBPP's test imports and setup code,
-    shared as the field shares them), then `definitions` and each test in the tests'
-    namespace; report, in at most `max_output_bytes` (the executor's stdout cap); never
-    return."""
+def run(program, setup, definitions, tests, nonce, max_output_bytes=1 << 20, timeout_s=None, prelude=""):
+    """Run `prelude` and `program`, then `setup` in its namespace (MBPP's test imports and
+    setup code, shared as the field shares them), then `definitions` and each test in the
+    tests' namespace, each stage and test within `timeout_s`; report, in at most
+    `max_output_bytes` (the executor's stdout cap); never return."""
     shared = len(setup)
     setup = list(setup) + list(definitions)
     # Every report line but a value's fits in _LINE_BYTES; values share the rest.
     capture = _capture(nonce, max_output_bytes - _LINE_BYTES * (len(tests) + 2))
     report, compile_code, run_code = capture["report"], capture["compile"], capture["exec"]
     encode, describe = capture["encode"], capture["describe"]
+    arm = _timer(timeout_s)
     pristine_builtins = dict(builtins.__dict__)
     try:
         compiled = [_compile_test(compile_code, test, index) for index, test in enumerate(tests)]
         setup_code = [compile_code(code, "setup_%d" % (i + 1), "exec", dont_inherit=True, optimize=0)
                       for i, code in enumerate(setup)]
+        prelude_code = compile_code(prelude, "prelude.py", "exec", dont_inherit=True, optimize=0)
         program_code = compile_code(program, "program.py", "exec", dont_inherit=True, optimize=0)
     except BaseException as exc:
         report(b"program", b"error", describe(exc))
@@ -135,11 +153,15 @@ def run(program, setup, definitions, tests, nonce, max_output_bytes=1 << 20):
     _guard_frame_sources()
     _install_jail()
     del nonce, tests, setup, definitions, program
+    arm()
     try:
+        run_code(prelude_code, program_namespace)
         run_code(program_code, program_namespace)
     except BaseException as exc:
         report(b"program", b"error", describe(exc))
         capture["exit"](0)
+    report(b"program", b"ok")
+    arm()
     test_namespace = None
     for index, code in enumerate(setup_code):
         if index == shared:  # the tests' own definitions (HumanEval's check) stay out of the program's reach
@@ -155,6 +177,7 @@ def run(program, setup, definitions, tests, nonce, max_output_bytes=1 << 20):
     for index, (kind, code, args) in enumerate(compiled):
         label = b"%d" % index
         test_namespace["__builtins__"] = dict(pristine_builtins)
+        arm()
         try:
             if kind == "code":
                 run_code(code, test_namespace)
@@ -174,11 +197,16 @@ def _capture(nonce, value_bytes):
     write, getpid, dup, dup2, exit_now = os.write, os.getpid, os.dup, os.dup2, os._exit
     compile_code, run_code = builtins.compile, builtins.exec
     str_replace, str_encode, float_repr, int_repr = str.replace, str.encode, float.__repr__, int.__repr__
+    int_bits, int_format = int.bit_length, int.__format__
+
+    def show_int(item):
+        return int_repr(item) if int_bits(item) <= _DECIMAL_BITS else int_format(item, "#x")
+
     type_of, base_exception = type, BaseException
     repr_of = {None: "None", True: "True", False: "False"}
     # Subclasses are shown as their built-in base, through the base's own methods, so an
     # overridden __eq__, __repr__ or __iter__ changes nothing.
-    scalars = ((int, int_repr), (float, float_repr), (complex, complex.__repr__), (str, str.__repr__),
+    scalars = ((int, show_int), (float, float_repr), (complex, complex.__repr__), (str, str.__repr__),
                (bytes, bytes.__repr__), (bytearray, lambda item: bytes.__repr__(bytes(item))))
     containers = ((list, list.__iter__, "[", "]", "[]"), (tuple, tuple.__iter__, "(", ")", "()"),
                   (set, set.__iter__, "{", "}", "set()"), (frozenset, frozenset.__iter__, "{", "}", "set()"),
@@ -291,6 +319,24 @@ def _call(namespace, name, args):
     return function(*args)
 
 
+def _timer(seconds):
+    """A function that (re)starts the per-test timer: SIGALRM after `seconds` of wall time,
+    with its default action (the process ends); a no-op without `seconds`."""
+    import _signal
+
+    if not seconds:
+        return lambda: None
+    setitimer, real_time, seconds = _signal.setitimer, _signal.ITIMER_REAL, float(seconds)
+    # The host's process may have left SIGALRM ignored or blocked, and both are inherited.
+    _signal.signal(_signal.SIGALRM, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [_signal.SIGALRM])
+
+    def arm():
+        setitimer(real_time, seconds)
+
+    return arm
+
+
 def _make_undumpable():
     """PR_SET_DUMPABLE 0: /proc/<pid>/mem, fd, environ... become root's, and ptrace fails."""
     try:
@@ -322,10 +368,22 @@ def _guard_frame_sources():
     exec(compile(_GUARDS_SOURCE, "guards.py", "exec"), guards)
     refuse = guards["refuse"]
     _signal.signal = guards["signal_guard"](_signal.signal, _signal.default_int_handler, int, issubclass, type,
-                                            ValueError, BaseException)
+                                            ValueError, BaseException, int(_signal.SIGALRM))
     signal_module = sys.modules.get("signal")
     if signal_module is not None:  # its wrapper calls _signal.signal, but keeps the original as __wrapped__
         signal_module.signal.__dict__.pop("__wrapped__", None)
+    # The per-test timer (see `_timer`) must not be stopped, restarted, blocked or caught.
+    timer_refused = refuse(RuntimeError, "sandbox: the test timer (SIGALRM) cannot be changed here")
+    for name in ("alarm", "setitimer", "pthread_sigmask"):
+        for module in (_signal, signal_module):
+            if module is not None and hasattr(module, name):
+                setattr(module, name, timer_refused)
+    try:
+        import faulthandler
+    except ImportError:
+        pass
+    else:
+        faulthandler.register = refuse(RuntimeError, "sandbox: faulthandler.register is not allowed here")
     gc.set_debug = refuse(RuntimeError, "sandbox: gc.set_debug is not allowed here")
     _imp.create_builtin = _imp.exec_builtin = refuse(ImportError, "sandbox: built-in modules cannot be made again here")
 

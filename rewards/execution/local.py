@@ -45,7 +45,7 @@ import time
 import warnings
 from pathlib import Path
 
-from rewards.execution.base import ExecutionResult, Harness, Limits, with_timeout
+from rewards.execution.base import ExecutionResult, Harness, Limits, signal_error, with_timeout
 from rewards.execution.bwrap import SANDBOX_ENV, bwrap_command, interpreter_command, interpreter_prefixes
 
 _BOOT_SOURCE = (Path(__file__).with_name("_boot.py")).read_text(encoding="utf-8")
@@ -79,24 +79,27 @@ class LocalExecutor:
         self._lock = threading.Lock()
 
     def run(
-        self, program: str, stdin: str = "", harness: Harness | None = None, timeout_s: float | None = None
+        self, program: str, stdin: str = "", harness: Harness | None = None, timeout_s: float | None = None,
+        prelude: str = "",
     ) -> ExecutionResult:
         """Run `program` with `stdin` (or under `harness`) within the limits, `timeout_s`
-        replacing the wall-clock one; faults of the program are results."""
+        replacing the wall-clock one, after `prelude`; faults of the program are results."""
         isolation = self._resolve_isolation()
         if isolation is None:
             return ExecutionResult(None, error=f"sandbox: {self._isolation_error}")
-        return self._run(program, stdin, isolation, harness, with_timeout(self.limits, timeout_s))
+        return self._run(program, stdin, isolation, harness, with_timeout(self.limits, timeout_s), prelude)
 
     def close(self) -> None:
         """Nothing to release: every execution cleans up after itself."""
 
     def _run(
-        self, program: str, stdin: str, isolation: str, harness: Harness | None = None, limits: Limits | None = None
+        self, program: str, stdin: str, isolation: str, harness: Harness | None = None, limits: Limits | None = None,
+        prelude: str = "",
     ) -> ExecutionResult:
         as_root = os.geteuid() == 0
         limits = limits or self.limits
-        spec = {"program": program, "harness": harness.spec() if harness else None, "limits": _boot_limits(limits)}
+        spec = {"program": program, "prelude": prelude, "harness": harness.spec() if harness else None,
+                "limits": _boot_limits(limits)}
         if isolation == "bwrap":
             uid = self.sandbox_uid if as_root else None
             command = bwrap_command(_bwrap_path(), limits, as_root) + interpreter_command()
@@ -161,7 +164,7 @@ def _execute(command: list[str], spec: dict, stdin: str, limits: Limits, cwd: st
         stdout=stdout.decode("utf-8", errors="replace"),
         stderr=stderr.decode("utf-8", errors="replace"),
         timed_out=timed_out,
-        error=f"timeout after {limits.timeout_s:g}s" if timed_out else _signal_error(code),
+        error=f"timeout after {limits.timeout_s:g}s" if timed_out else signal_error(code),
         duration_s=duration,
         truncated=truncated,
     )
@@ -264,19 +267,6 @@ def _kill_group(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass  # the group is already gone
-
-
-def _signal_error(code: int | None) -> str:
-    """Describe a death by signal; bwrap reports it as 128+N, a plain child as -N."""
-    if code is None or not (code < 0 or 128 < code < 128 + 65):
-        return ""
-    number = -code if code < 0 else code - 128
-    try:
-        name = signal.Signals(number).name
-    except ValueError:
-        name = f"signal {number}"
-    known = {"SIGXCPU": "CPU time limit exceeded", "SIGXFSZ": "file size limit exceeded"}
-    return known.get(name, f"killed by {name}")
 
 
 def _data_fd(data: bytes) -> int:
