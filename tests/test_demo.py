@@ -24,7 +24,14 @@ def test_demo_improves_the_model_and_beats_the_control(tmp_path: Path):
     assert last["eval/pass@1"] - first["eval/pass@1"] >= 0.40, rows
     assert last["eval/pass@1"] - last["control/pass@1"] >= 0.20, rows
     assert (tmp_path / "demo" / "accuracy.png").exists()
-    assert not (tmp_path / "demo" / "alarms.jsonl").exists(), "a monitoring alarm fired on the healthy demo"
+    # No collapse sign may fire on the demo. `calibration_drift` may warn, but only truthfully:
+    # seed 0's pass@1 dips for two rounds (0.825 -> 0.80 -> 0.79) while its ECE rises.
+    alarms_file = tmp_path / "demo" / "alarms.jsonl"
+    alarms = [json.loads(line) for line in alarms_file.read_text().splitlines()] if alarms_file.exists() else []
+    best_before = {row["round"]: max(r["eval/pass@1"] for r in rows[: i]) for i, row in enumerate(rows) if i}
+    for alarm in alarms:
+        assert alarm["rule"] == "calibration_drift" and alarm["action"] == "warn", alarm
+        assert rows[alarm["round"]]["eval/pass@1"] < best_before[alarm["round"]], (alarm, "fired while improving")
 
 
 def test_readme_holds_the_two_commands_and_ci_runs_the_test_one():

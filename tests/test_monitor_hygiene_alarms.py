@@ -148,6 +148,17 @@ def test_default_rules_fire_on_a_collapse_and_not_on_healthy_learning():
     assert check_alarms(_fix_keys(HEALTHY), default_alarms()) == []
 
 
+def test_no_headroom_warns_only_while_accuracy_stalls():
+    # The shipped demo's seed 0: sampling found nothing greedy did not in round 2 (pass@4 =
+    # pass@1), the round its pass@1 jumped 17 points; that is no sign of collapse.
+    rising = [{"round": r, "eval/pass@1": acc, "eval/headroom": head}
+              for r, acc, head in [(0, 0.38, 0.15), (1, 0.655, 0.095), (2, 0.825, 0.0)]]
+    assert check_alarms(rising, default_alarms()) == []
+    stalled = rising + [{"round": 3, "eval/pass@1": 0.82, "eval/headroom": 0.0},
+                        {"round": 4, "eval/pass@1": 0.825, "eval/headroom": 0.005}]
+    assert [a.rule for a in check_alarms(stalled, default_alarms())] == ["no_exploration_headroom"]
+
+
 def test_accuracy_halved_from_its_best_fires_at_once():
     """configs/demo_collapse.yaml's real curve: 38% at round 0, 3.5% after one round."""
     crash = [{"round": r, "eval/pass@1": acc} for r, acc in enumerate([0.38, 0.035])]

@@ -56,7 +56,7 @@ def default_alarms() -> list[AlarmRule]:
         {"name": "answer_entropy_collapse", "when": [
             rising_accept, {"metric": "diversity/rollouts/answer_entropy", "trend": "falling", "rounds": 2}, stalled]},
         {"name": "no_exploration_headroom", "when": [
-            {"metric": "eval/headroom", "below": 0.01}, {"metric": "eval/pass@1", "below": 0.9}]},
+            {"metric": "eval/headroom", "below": 0.01}, {"metric": "eval/pass@1", "below": 0.9}, stalled]},
         {"name": "calibration_drift", "when": [
             {"metric": "calibration/sequence/ece", "trend": "rising", "rounds": 2, "min_change": 0.01}, stalled]},
         # The loud one: held-out accuracy halved from its best (configs/demo_collapse.yaml trips it
