@@ -1,6 +1,6 @@
 """The `code` reward: does the program in the completion pass the sample's tests?
 
-The program is a fenced block of the completion (see `extract_program`), else the whole
+The program is a fenced block of the completion (see `rewards/code_extract.py`), else the whole
 text. With an entry point (HumanEval) the prompt may be prepended (`prepend_prompt`:
 "auto" prepends it to a body-only completion, and to a whole function too when the prompt
 is that function's stub, so the prompt's helpers stay, else adds only the prompt's
@@ -40,7 +40,6 @@ What remains possible (not preventable by a sandbox, a property of the tests):
 from __future__ import annotations
 
 import ast
-import re
 import shutil
 import signal
 import textwrap
@@ -51,13 +50,9 @@ from typing import Any
 
 from rewards.code_formats import SampleTests, grader_prelude, parse_time_limit, parse_tests, same_output, same_value
 from rewards.execution import E2BExecutor, ExecutionResult, Harness, Limits, LocalExecutor, signal_error
+from rewards.code_extract import extract_program
 from rewards.verdict import Verdict, completion_text, final_text
 
-# A fenced block and its language tag; an unclosed fence at the end (a completion cut at
-# max_tokens) still counts.
-_FENCE = re.compile(r"```[ \t]*(?P<lang>[\w+-]*)[^\n]*\n(?P<code>.*?)(?:```|\Z)", re.DOTALL)
-_PYTHON_TAGS = {"python", "py", "python3"}
-_READS_INPUT = re.compile(r"\binput\s*\(|\bstdin\b|\bopen\s*\(\s*0\b|\bfileinput\b")
 # Per-sample columns the reward reads besides the tests, as datasets name them.
 _SAMPLE_COLUMNS = ("prompt", "entry_point", "test_setup_code", "test_imports", "fn_name", "metadata", "time_limit")
 _OUTPUT_CAP = "output over the executor's cap (Limits.max_output_bytes)"
@@ -325,44 +320,6 @@ class CodeReward:
         with self._metrics_lock:
             for name, amount in amounts.items():
                 self._metrics[name] += amount
-
-
-def extract_program(text: str, entry_point: str = "") -> str:
-    """The program in `text`: one of its fenced blocks, dedented, else all of `text`.
-
-    With an `entry_point`, the last block that defines it, tagged python/py/python3 if one
-    does, else untagged. Otherwise (or if none does) the blocks looked at are the tagged
-    ones, else the untagged ones (an untagged block after a python one is output, not
-    code); of those, the last one that parses and is not a usage example (a block that
-    defines nothing and reads no input, such as `print(f(3))`, asserts or shown output);
-    else the last one that does not parse (a solution cut at max_tokens); else the last.
-
-    >>> extract_program("Here:\\n```python\\ndef f():\\n    pass\\n```\\nso\\n```py\\nprint(f())\\n```")
-    'def f():\\n    pass\\n'
-    >>> extract_program("print(3)")
-    'print(3)'
-    """
-    blocks = [(m["lang"].lower(), textwrap.dedent(m["code"])) for m in _FENCE.finditer(text)]
-    tagged = [code for lang, code in blocks if lang in _PYTHON_TAGS]
-    untagged = [code for lang, code in blocks if not lang]
-    if entry_point:
-        defines = re.compile(rf"\b(?:def|class)\s+{re.escape(entry_point)}\b").search
-        defining = [code for code in tagged if defines(code)] or [code for code in untagged if defines(code)]
-        if defining:
-            return max(reversed(defining), key=_solution_rank)
-    chosen = tagged or untagged
-    return max(reversed(chosen), key=_solution_rank) if chosen else text
-
-
-def _solution_rank(code: str) -> int:
-    """2 for code that parses and is not a usage example, 1 for code that does not parse, 0
-    for a usage example (defines no function or class and reads no input)."""
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return 1
-    defines = any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) for node in ast.walk(tree))
-    return 2 if defines or _READS_INPUT.search(code) else 0
 
 
 def _parse_all(values: list, sample: dict) -> SampleTests | str:
