@@ -65,10 +65,10 @@ def _rollout(i: int, rng: random.Random) -> dict:
 def measure(rollout_dir: Path, work_dir: Path) -> dict:
     """One round's reward and filter phases, as the loop runs them; figures as a dict."""
     import yaml
-    from datasets import Dataset
 
     from loop.rollouts import score_shards
     from policies.atomic import save_parquet
+    from policies.tables import ScoredRollouts
     from policies.updates.rft import filter_metrics, select_accepted, to_examples
     from rewards import WeightedReward, build_reward
 
@@ -80,7 +80,7 @@ def measure(rollout_dir: Path, work_dir: Path) -> dict:
     _, metrics = score_shards(sorted(rollout_dir.glob("shard_*.parquet")), work_dir / "scored.parquet", rewards)
     reward_s = time.perf_counter() - start
     start = time.perf_counter()
-    scored = Dataset.from_parquet(str(work_dir / "scored.parquet"))
+    scored = ScoredRollouts.open(work_dir / "scored.parquet")
     kept, dropped = select_accepted(scored, update["threshold"], update["max_per_prompt"], True)
     filter_metrics(scored, kept, dropped)
     save_parquet(to_examples(scored, kept), work_dir / "examples.parquet")

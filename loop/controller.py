@@ -45,6 +45,7 @@ from policies.train_settings import TrainSettings
 from policies.training import TrainJob, TrainResult
 from policies.updates.build import ACCEPT_RATE, BuildContext, build_algorithm
 from policies.updates.replay import mix_replay
+from policies.tables import ScoredRollouts, read_parquet
 from rewards import build_reward
 
 INIT_PHASES = ("init", "evaluate", "control")
@@ -177,7 +178,7 @@ class Loop:
         teacher = self.cfg.teacher
         student = None if teacher and teacher.mode == "all" else self._sample(r, prompts, "rollouts")
         if teacher is None:
-            return metrics | {"rollout/samples": float(len(student))}
+            return metrics | {"rollout/samples": float(sum(parquet_rows(shard) for shard in student))}
         rollouts, student_prompts = self._distill(r, prompts, student)
         return metrics | provenance_metrics(rollouts, student_prompts) | {"rollout/samples": float(len(rollouts))}
 
@@ -195,17 +196,18 @@ class Loop:
             self.teacher = build_teacher(self.cfg.teacher, self.cfg.rollout)
         return self.teacher
 
-    def _distill(self, r: int, prompts: Dataset, student: Dataset | None) -> tuple[Dataset, int]:
+    def _distill(self, r: int, prompts: Dataset, student: list[Path] | None) -> tuple[Dataset, int]:
         """The teacher writes every rollout (`mode: all`) or those of the prompts the student
         failed (`mixed`); returns the round's rollouts and how many prompts the student kept."""
         if self.cfg.teacher.mode == "all":
-            return self._sample(r, prompts, "rollouts", self._teacher_engine()), 0
-        failed = set(failed_prompts(score(student, self.rewards)[0], self.cfg.update.threshold))
+            return read_parquet(self._sample(r, prompts, "rollouts", self._teacher_engine())), 0
+        failed = set(failed_prompts(score(read_parquet(student), self.rewards)[0], self.cfg.update.threshold))
         if failed:
             self._sample(r, prompts.filter(lambda row: row["prompt_id"] in failed), TEACHER_DIR, self._teacher_engine())
         return self._load_rollouts(r), len(prompts) - len(failed)
 
-    def _sample(self, r: int, prompts: Dataset, name: str, engine: RolloutEngine | None = None) -> Dataset:
+    def _sample(self, r: int, prompts: Dataset, name: str, engine: RolloutEngine | None = None) -> list[Path]:
+        """The round's samples of `prompts` as shard files under `round_dir/name` (finished ones kept)."""
         ro = self.cfg.rollout
         params = SamplingParams(ro.n, ro.temperature, ro.top_p, ro.max_new_tokens, tuple(ro.stop))
         with phase_bar(self.console, name[:10], total=len(prompts)) as bar:
@@ -228,29 +230,35 @@ class Loop:
 
     def _load_rollouts(self, r: int) -> Dataset:
         files = sorted(str(p) for p in (self.run.round_dir(r) / "rollouts").glob("shard_*.parquet"))
-        return with_teacher_rollouts(Dataset.from_parquet(files), self.run.round_dir(r))
+        return with_teacher_rollouts(read_parquet(files), self.run.round_dir(r))
 
     def _scored_path(self, r: int) -> Path:
         return self.run.round_dir(r) / "scored.parquet"
 
     def _filter(self, r: int) -> dict:
-        scored = Dataset.from_parquet(str(self._scored_path(r)))
-        ctx = BuildContext(round=r, sample=lambda prompts, name: score(self._sample(r, prompts, name), self.rewards)[0],
+        scored = ScoredRollouts.open(self._scored_path(r))
+        ctx = BuildContext(round=r, sample=lambda prompts, name: self._sample_scored(r, prompts, name),
                            render=self._render, out_dir=self.run.round_dir(r),
                            policy=EngineGenerator(lambda: self.engine, self.cfg.model.chat_template))
         examples, metrics = self.algorithm.build_examples(scored, ctx)
         examples, hygiene = self.monitor.hygiene(r, examples, self._eval_texts())
         metrics |= hygiene
-        metrics |= self.monitor.rollouts(r, self._shard_paths(r), examples, scored["rejected_by"][:],
+        metrics |= self.monitor.rollouts(r, self._shard_paths(r), examples, scored.value_counts("rejected_by"),
                                          self._gates(), metrics)
         if self.cfg.update.replay_fraction > 0:
-            seed_set = Dataset.from_parquet(str(self._seed_examples()))
+            seed_set = read_parquet(str(self._seed_examples()))
             examples, replayed = mix_replay(examples, seed_set, self.cfg.update.replay_fraction,
                                             seed_for(self.cfg.seed, r, "replay"))
             metrics["train/replay_examples"] = float(replayed)
         save_parquet(examples, self._examples_path(r))
         metrics["train/examples"] = float(len(examples))
         return metrics
+
+    def _sample_scored(self, r: int, prompts: Dataset, name: str) -> ScoredRollouts:
+        """More samples an algorithm asks for (STaR's rationalization), scored beside their shards."""
+        scored = self.run.round_dir(r) / name / "scored.parquet"
+        score_shards(self._sample(r, prompts, name), scored, self.rewards)
+        return ScoredRollouts.open(scored)
 
     def _shard_paths(self, r: int) -> list[Path]:
         return sorted((self.run.round_dir(r) / "rollouts").glob("shard_*.parquet"))

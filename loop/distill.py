@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 
 from policies.engines import RolloutConfig, RolloutEngine, build_engine
 from policies.model_config import ModelConfig
+from policies.tables import read_parquet
 from rewards import passes
 from rewards.section import Section
 
@@ -69,7 +70,7 @@ def with_teacher_rollouts(student: Dataset, round_dir: Path) -> Dataset:
     shards = sorted(str(p) for p in (round_dir / TEACHER_DIR).glob("shard_*.parquet"))
     if not shards:
         return student
-    teacher = Dataset.from_parquet(shards)
+    teacher = read_parquet(shards)
     answered = set(teacher["prompt_id"][:])
     kept = [i for i, pid in enumerate(student["prompt_id"][:]) if pid not in answered]
     return concatenate_datasets([student.select(kept), teacher.cast(student.features)])

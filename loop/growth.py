@@ -34,6 +34,7 @@ from pydantic import Field, field_validator
 
 from policies.atomic import save_parquet
 from policies.engines import RolloutEngine, SamplingParams
+from policies.tables import read_parquet
 from rewards import extract_answer
 from rewards.section import Section
 
@@ -142,7 +143,7 @@ def grow(cfg: GrowthConfig, author, solver: RolloutEngine, render: Callable[[str
     record = out_dir / "growth.parquet"
     if not record.exists():
         save_parquet(_judge(cfg, author, solver, render, pool, eval_prompts, round_idx, seed, solve_params), record)
-    proposals = Dataset.from_parquet(str(record))
+    proposals = read_parquet(str(record))
     kept = proposals.filter(lambda row: row["dropped"] == "")
     grown = Dataset.from_dict({"prompt_id": [f"grown:{round_idx}:{i}" for i in kept["index"][:]],
                                "prompt": kept["problem"][:], "reference_answer": kept["answer"][:],
@@ -158,7 +159,7 @@ def kept_problems(round_dirs) -> list[str]:
     kept = []
     for rd in round_dirs:
         if (Path(rd) / "growth.parquet").exists():
-            proposals = Dataset.from_parquet(str(Path(rd) / "growth.parquet"))
+            proposals = read_parquet(str(Path(rd) / "growth.parquet"))
             kept += [p for p, why in zip(proposals["problem"][:], proposals["dropped"][:]) if not why]
     return kept
 

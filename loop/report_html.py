@@ -106,7 +106,7 @@ def _alarms_section(run_dirs: list[str], runs: list[RunMetrics]) -> str:
 
 def _samples_section(run_dirs: list[str], runs: list[RunMetrics]) -> str:
     """A few of each run's last-round rollouts with what the rewards said about them."""
-    from datasets import Dataset
+    from policies.tables import read_parquet
 
     parts = []
     for run_dir, run in zip(run_dirs, runs):
@@ -114,7 +114,7 @@ def _samples_section(run_dirs: list[str], runs: list[RunMetrics]) -> str:
         if not scored:
             continue
         try:
-            ds = Dataset.from_parquet(str(scored[-1]))
+            ds = read_parquet(str(scored[-1]))
         except Exception as err:  # pyarrow's and datasets' errors alike: the file is not readable Parquet
             reason = " ".join(str(err).split())[:120] or type(err).__name__
             raise RunDirError(f"{scored[-1]} is damaged (not readable Parquet: {reason}); restore or delete it") from None

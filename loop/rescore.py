@@ -38,6 +38,7 @@ from policies.schema import ACCEPT_RATE
 from policies.updates.dpo import build_pairs
 from policies.updates.grpo import signal_prompts, trl_totals
 from policies.updates.rft import select_accepted
+from policies.tables import ScoredRollouts, read_parquet
 
 CHANGEABLE = ("rewards", "update")  # what a rescore may change; everything else is the run's
 
@@ -72,17 +73,18 @@ def rescore_config(run: RunDir, rewards_file: str | Path, name: str) -> LoopConf
     return cfg
 
 
-def kept_mask(scored: Dataset, cfg: LoopConfig) -> list[bool]:
+def kept_mask(scored_table: Dataset, cfg: LoopConfig) -> list[bool]:
     """Per sample: would `cfg`'s update algorithm use it? The rule the run's filter phase applies."""
+    scored = ScoredRollouts.of(scored_table)
     update, n = cfg.update, len(scored)
     if update.algorithm == "dpo":
         column = "reward" if update.dpo.score is None else f"reward/{update.dpo.score}"
         pairs, _ = build_pairs(scored, column, update.dpo.max_pairs_per_prompt, update.dpo.min_margin)
         used = {(p["prompt_id"], p[side].strip()) for p in pairs for side in ("chosen", "rejected")}
-        return [(pid, c.strip()) in used for pid, c in zip(scored["prompt_id"][:], scored["completion"][:])]
+        return [(pid, c.strip()) in used for _, pid, c in scored.rows(["prompt_id", "completion"])]
     if update.algorithm == "grpo":
         weights = {spec.key: spec.weight for spec in cfg.rewards}
-        prompt_ids = scored["prompt_id"][:]
+        prompt_ids = scored.column("prompt_id")
         keep = set(signal_prompts(prompt_ids, trl_totals(scored, weights))) if update.grpo.drop_all_equal \
             else set(prompt_ids)
         return [pid in keep for pid in prompt_ids]
@@ -112,7 +114,7 @@ def agreement(original: list[bool], rescored: list[bool]) -> dict[str, float]:
 
 def rescore_round(scored_path: Path, source_cfg: LoopConfig, cfg: LoopConfig, rewards) -> tuple[Dataset, dict]:
     """One round: new scores for the stored rollouts, both filters' decisions, and the metrics."""
-    original = Dataset.from_parquet(str(scored_path))
+    original = read_parquet(str(scored_path))
     original_kept = kept_mask(original, source_cfg)
     rollout_columns = [c for c in original.column_names
                        if not (c in ("reward", "rejected_by") or c.startswith(("reward/", "reason/")))]

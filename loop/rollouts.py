@@ -17,7 +17,7 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from datasets import Dataset, Features, Value, concatenate_datasets
+from datasets import Dataset, Features, Value
 
 from policies.atomic import parquet_rows, save_parquet
 from policies.engines.base import RolloutEngine, SamplingParams
@@ -33,8 +33,9 @@ def seed_for(*parts: object) -> int:
 
 def generate_shards(engine: RolloutEngine, prompts: Dataset, params: SamplingParams, out_dir: Path,
                     prompts_per_shard: int, seed: int, round_idx: int,
-                    advance: Callable[[int], None] = lambda n: None) -> Dataset:
-    """Generate `params.n` samples per prompt into `out_dir/shard_*.parquet`, skipping finished shards."""
+                    advance: Callable[[int], None] = lambda n: None) -> list[Path]:
+    """Generate `params.n` samples per prompt into `out_dir/shard_*.parquet`, skipping finished
+    shards; returns the shards' paths (the rows stay on disk: a round can be larger than memory)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     shards = []
     for index, start in enumerate(range(0, len(prompts), prompts_per_shard)):
@@ -47,9 +48,9 @@ def generate_shards(engine: RolloutEngine, prompts: Dataset, params: SamplingPar
             records = _records(rows, completions, engine.generator_id, round_idx)
             extra = Features({k: v for k, v in rows.features.items() if k not in PROMPT})
             save_parquet(Dataset.from_list(records, features=Features({**ROLLOUT, **extra})), path)
-        shards.append(Dataset.from_parquet(str(path)))
+        shards.append(path)
         advance(len(rows))
-    return concatenate_datasets(shards)
+    return shards
 
 
 def _complete(shard: Path, rows: int) -> bool:
@@ -95,7 +96,7 @@ def score_shards(rollout_files: list[Path], out_path: Path, rewards: list[Weight
     rows. Peak memory is one batch of rows plus the rewards' own state, whatever the row count.
     A killed call leaves no `out_path` and is simply run again.
     """
-    totals, preview, writer = _ScoreTotals(), [], None
+    totals, preview, writer, pending = _ScoreTotals(), [], None, []
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
     os.close(fd)
@@ -110,12 +111,19 @@ def score_shards(rollout_files: list[Path], out_path: Path, rewards: list[Weight
                     writer = pq.ParquetWriter(tmp, table.schema)
                 elif table.schema != writer.schema:  # a batch with a reward column all None
                     table = table.cast(writer.schema)
-                writer.write_table(table)
+                # Shards are small (a few hundred rows): one row group each would make the
+                # file's footer, held in memory while writing, grow with the round.
+                pending.append(table)
+                if sum(t.num_rows for t in pending) >= batch_rows:
+                    writer.write_table(pa.concat_tables(pending))
+                    pending = []
                 if len(preview) < preview_rows:
                     preview += table.slice(0, preview_rows - len(preview)).to_pylist()
         if writer is None:  # no rollouts: an empty table with the columns it would have had
             columns = {f"{prefix}{reward.name}": [] for reward in rewards for prefix in ("reward/", "reason/")}
             writer = pq.ParquetWriter(tmp, _scored_features(ROLLOUT, columns).arrow_schema)
+        if pending:
+            writer.write_table(pa.concat_tables(pending))
         writer.close()
         os.replace(tmp, out_path)
     finally:

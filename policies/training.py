@@ -83,7 +83,7 @@ def last_complete_checkpoint(output_dir: Path) -> Path | None:
 
 
 def _trainer(job: TrainJob):
-    from datasets import Dataset
+    from policies.tables import read_parquet
     from transformers import AutoModelForCausalLM
 
     from policies.loading import load_tokenizer
@@ -99,7 +99,7 @@ def _trainer(job: TrainJob):
         from policies.lora import add_adapter
 
         model = add_adapter(model, job.lora)
-    dataset = Dataset.from_parquet(job.dataset_path)
+    dataset = read_parquet(job.dataset_path)
     return TRAINERS[job.algorithm](job, model, tokenizer, dataset), len(dataset)
 
 

@@ -3,18 +3,27 @@ tokenizer; a tiny run's config (`write_config`); launching, killing and reading 
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import pytest
-import yaml
+# The suite's `datasets` cache (task files read by `load_dataset`, tests' own `from_parquet`)
+# goes to a directory of its own, removed at exit, not into the developer's ~/.cache; runs
+# the tests launch inherit it. Set before anything imports `datasets`.
+os.environ["HF_DATASETS_CACHE"] = _DATASETS_CACHE = tempfile.mkdtemp(prefix="selfloop-tests-datasets-")
+atexit.register(shutil.rmtree, _DATASETS_CACHE, ignore_errors=True)
 
-from policies.model_config import ModelConfig, TinyModelConfig
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+from policies.model_config import ModelConfig, TinyModelConfig  # noqa: E402
 
 TINY_MODEL = ModelConfig(tiny=TinyModelConfig(num_layers=1, hidden_size=32, num_heads=2, intermediate_size=64))
 

@@ -4,21 +4,25 @@ training, and the metrics that say why the rest were dropped. Hand-made rows, no
 from __future__ import annotations
 
 import pytest
-from datasets import Dataset
+from datasets import Dataset, Features, Value
 
+from policies import tables
+from policies.tables import ScoredRollouts
 from policies.updates.config import DifficultyBand
-from policies.updates import rft
 from policies.updates.rft import difficulty_accept_rate, filter_metrics, select_accepted, to_examples
 
+SCORED = Features({"prompt_id": Value("string"), "completion": Value("string"), "reward": Value("float64"),
+                   "prompt_text": Value("string")})
 
-def scored(rows: list[tuple[str, str, float | None]]) -> Dataset:
-    """A scored rollout table from (prompt_id, completion, reward) triples."""
-    return Dataset.from_dict({
+
+def scored(rows: list[tuple[str, str, float | None]]) -> ScoredRollouts:
+    """Scored rollouts from (prompt_id, completion, reward) triples."""
+    return ScoredRollouts.of(Dataset.from_dict({
         "prompt_id": [pid for pid, _, _ in rows],
         "completion": [text for _, text, _ in rows],
         "reward": [reward for _, _, reward in rows],
         "prompt_text": [f"Q:{pid}\n" for pid, _, _ in rows],
-    })
+    }, features=SCORED))
 
 
 @pytest.mark.parametrize(
@@ -105,7 +109,7 @@ BAND_ROWS = ([("p", f"p{i}", float(i < 1)) for i in range(4)] + [("q", f"q{i}", 
 def test_difficulty_band_drops_whole_prompts_by_pass_rate(lo, hi, kept_prompts):
     rollouts = scored(BAND_ROWS)
     kept, dropped = select_accepted(rollouts, 1.0, 4, True, DifficultyBand(lo=lo, hi=hi))
-    assert {rollouts["prompt_id"][i] for i in kept} == kept_prompts
+    assert {rollouts.column("prompt_id")[i] for i in kept} == kept_prompts
     solved_samples = {"p": 1, "q": 3, "r": 4}
     assert len(kept) == sum(solved_samples[p] for p in kept_prompts)
     assert dropped.get("out_of_band", 0) == 8 - len(kept)
@@ -118,11 +122,17 @@ def test_difficulty_band_must_be_ordered():
         DifficultyBand(lo=0.8, hi=0.2)
 
 
-def test_selection_reads_in_batches_and_gives_the_same_rows(monkeypatch):
+def test_selection_reads_in_batches_and_gives_the_same_rows(monkeypatch, tmp_path):
     # Duplicates and the cap span batch boundaries: the selection must not reset between batches.
     rows = [("p", "a", 1.0), ("q", "a", 1.0), ("p", " a", 1.0), ("p", "b", 1.0), ("q", "c", 0.0),
             ("p", "c", 1.0), ("q", "d", 1.0), ("p", "d", 1.0)]
     whole = select_accepted(scored(rows), 1.0, 2, True, DifficultyBand(lo=0.5, hi=1.0))
-    monkeypatch.setattr(rft, "BATCH_ROWS", 3)
-    assert select_accepted(scored(rows), 1.0, 2, True, DifficultyBand(lo=0.5, hi=1.0)) == whole
     assert whole == ([0, 1, 3, 6], {"duplicate": 1, "over_cap": 2, "below_threshold": 1})
+    # The filter phase's own path: scored.parquet on disk, three rows decoded at a time.
+    path = tmp_path / "scored.parquet"
+    Dataset.from_dict({c: [r[i] for r in rows] for i, c in enumerate(["prompt_id", "completion", "reward"])}
+                      | {"prompt_text": [f"Q:{r[0]}\n" for r in rows]}, features=SCORED).to_parquet(path)
+    monkeypatch.setattr(tables, "BATCH_ROWS", 3)
+    on_disk = ScoredRollouts.open(path)
+    assert select_accepted(on_disk, 1.0, 2, True, DifficultyBand(lo=0.5, hi=1.0)) == whole
+    assert to_examples(on_disk, [6, 0, 3])["completion"][:] == ["d", "a", "b"]  # rows from 3 batches, asked order

@@ -10,6 +10,7 @@ from datasets import Dataset
 
 from loop.cli import main
 from policies.updates.config import UpdateConfig
+from policies.tables import ScoredRollouts
 from policies.updates.base import BuildContext
 from policies.updates.star import STaR
 from conftest import TINY, write_config
@@ -49,12 +50,12 @@ def test_update_with_two_processes(tmp_path: Path):
     assert (tmp_path / "runs" / "tiny" / "round_001" / "checkpoint" / "model.safetensors").exists()
 
 
-def _scored(rows: list[tuple[str, str, float]]) -> Dataset:
-    return Dataset.from_dict({
+def _scored(rows: list[tuple[str, str, float]]) -> ScoredRollouts:
+    return ScoredRollouts.of(Dataset.from_dict({
         "prompt_id": [r[0] for r in rows], "prompt": [f"Q:{r[0]}" for r in rows],
         "prompt_text": [f"Q:{r[0]}" for r in rows], "reference_answer": ["7" for _ in rows],
         "completion": [r[1] for r in rows], "reward": [r[2] for r in rows],
-    })
+    }))
 
 
 def test_star_trains_on_rationales_without_the_hint():
@@ -62,7 +63,7 @@ def test_star_trains_on_rationales_without_the_hint():
     under the original prompt. A stand-in sampler plays the generator (no model needed)."""
     asked = []
 
-    def sample(prompts: Dataset, name: str) -> Dataset:
+    def sample(prompts: Dataset, name: str) -> ScoredRollouts:
         asked.append((name, prompts["prompt_id"], prompts["prompt_text"]))
         return _scored([("b", "3+4=7. The answer is 7.", 1.0), ("b", "The answer is 8.", 0.0)])
 

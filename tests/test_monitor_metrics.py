@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 import math
 
 import numpy as np
@@ -140,10 +141,10 @@ def test_funnel_counts_follow_the_pipeline():
                "filter/dropped_duplicate": 1.0, "filter/dropped_over_cap": 0.0,
                "filter/near_dup/dropped_earlier": 1.0, "filter/near_dup/dropped_round": 0.0,
                "filter/contamination/dropped": 1.0}
-    funnel = funnel_counts(rejected_by, ["length", "repetition"], metrics)
+    funnel = funnel_counts(Counter(rejected_by), ["length", "repetition"], metrics)
     assert [funnel[k] for k in stage_order(funnel)] == [8, 6, 5, 3, 3, 2, 2, 1, 0]
     assert stage_order(funnel)[:3] == ["funnel/generated", "funnel/gate_length", "funnel/gate_repetition"]
-    assert funnel_counts(rejected_by, ["length"], {}) == {"funnel/generated": 8, "funnel/gate_length": 6}
+    assert funnel_counts(Counter(rejected_by), ["length"], {}) == {"funnel/generated": 8, "funnel/gate_length": 6}
 
 
 def test_readme_explains_every_monitoring_metric():

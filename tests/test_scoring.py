@@ -54,6 +54,10 @@ def test_scoring_in_batches_equals_scoring_all_at_once(tmp_path: Path):
         assert value == pytest.approx(metrics[key]) or (math.isnan(value) and math.isnan(metrics[key])), key
     assert metrics["rollout/samples"] == 21 and 0 < metrics["filter/length/accept_rate"] < 1
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
+    # Small shards are written in row groups of at least `batch_rows` (but the last): one
+    # group per shard would grow the footer the writer holds in memory with the round.
+    groups = pq.ParquetFile(out).metadata
+    assert [groups.row_group(i).num_rows for i in range(groups.num_row_groups)] == [5, 5, 8, 3]
 
 
 def test_scoring_no_rollouts_writes_an_empty_table(tmp_path: Path):

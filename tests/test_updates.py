@@ -12,6 +12,7 @@ from loop.config import ConfigError, load_config
 from policies.engines.config import RolloutConfig
 from policies.updates.config import UpdateConfig
 from rewards.registry import RewardSpec
+from policies.tables import ScoredRollouts
 from policies.updates.base import BuildContext
 from policies.updates.dpo import DPO, build_pairs
 from policies.updates.grpo import GRPO, signal_prompts, trl_totals
@@ -22,15 +23,15 @@ from policies.updates.rest_em import ReSTEM
 CTX = BuildContext(round=1, sample=lambda prompts, name: pytest.fail("no sampling expected"), render=str)
 
 
-def scored(rows: list[tuple], **columns) -> Dataset:
+def scored(rows: list[tuple], **columns) -> ScoredRollouts:
     """Scored rollouts from (prompt_id, completion, reward[, rejected_by]) tuples."""
-    return Dataset.from_dict({
+    return ScoredRollouts.of(Dataset.from_dict({
         "round": [1] * len(rows), "sample_index": list(range(len(rows))),
         "prompt_id": [r[0] for r in rows], "prompt": [f"{r[0]}?" for r in rows],
         "prompt_text": [f"Q:{r[0]}\n" for r in rows], "reference_answer": ["7"] * len(rows),
         "completion": [r[1] for r in rows], "reward": [r[2] for r in rows],
         "rejected_by": [r[3] if len(r) > 3 else "" for r in rows], **columns,
-    })
+    }))
 
 
 # --- ReST -----------------------------------------------------------------------------------

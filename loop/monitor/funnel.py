@@ -18,11 +18,12 @@ LATER_STAGES = (("band", ("filter/dropped_out_of_band",)), ("exact_dup", ("filte
                 ("contamination", ("filter/contamination/dropped",)))
 
 
-def funnel_counts(rejected_by: Sequence[str], gates: Sequence[str], filter_metrics: dict) -> dict[str, float]:
-    """`funnel/<stage>`: samples left after each stage. `rejected_by` is scored.parquet's column
-    ('' = passed every gate); `gates` are the gate names in the order they ran."""
-    generated = float(len(rejected_by))
-    out, left, rejected = {"funnel/generated": generated}, generated, Counter(rejected_by)
+def funnel_counts(rejected: Counter, gates: Sequence[str], filter_metrics: dict) -> dict[str, float]:
+    """`funnel/<stage>`: samples left after each stage. `rejected` counts the values of
+    scored.parquet's `rejected_by` column ('' = passed every gate); `gates` are the gate names
+    in the order they ran."""
+    generated = float(sum(rejected.values()))
+    out, left = {"funnel/generated": generated}, generated
     for gate in gates:
         left -= rejected.get(gate, 0)
         out[f"funnel/gate_{gate}"] = left

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -108,11 +108,11 @@ class Monitor:
             self._eval_ngrams = EvalNgrams(eval_texts, self.cfg.contamination.n)
         return self._eval_ngrams
 
-    def rollouts(self, r: int, shards: Sequence[Path], examples: Dataset, rejected_by: Sequence[str],
+    def rollouts(self, r: int, shards: Sequence[Path], examples: Dataset, rejected: Counter,
                  gates: Sequence[str], filter_metrics: dict) -> dict[str, float]:
         """Diversity of the round's rollouts (streamed from their shards) and of the kept set; the funnel."""
         start = time.perf_counter()
-        metrics = funnel_counts(rejected_by, gates, filter_metrics)
+        metrics = funnel_counts(rejected, gates, filter_metrics)
         if self.cfg.enabled:
             groups, logprob_sum, tokens = self._stream_rollouts(shards)
             metrics |= self._set_metrics("rollouts", groups, r)

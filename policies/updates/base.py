@@ -13,6 +13,7 @@ from typing import Any, Callable, Protocol
 
 from datasets import Dataset
 
+from policies.tables import ScoredRollouts
 from policies.training import TrainJob, TrainResult
 
 
@@ -21,7 +22,7 @@ class BuildContext:
     round: int
     # sample(prompts, name) -> scored rollouts; `prompts` has prompt_id, prompt, prompt_text,
     # reference_answer; `name` names the sub-directory its shards resume from.
-    sample: Callable[[Dataset, str], Dataset]
+    sample: Callable[[Dataset, str], ScoredRollouts]
     render: Callable[[str], str]  # problem text -> the text the policy sees
     policy: Any = None  # the live policy as a text generator (`complete(prompts, max_new_tokens, temperature)`)
     out_dir: Path | None = None  # the round's directory, for an algorithm's own per-sample records
@@ -30,7 +31,7 @@ class BuildContext:
 class UpdateAlgorithm(Protocol):
     name: str
 
-    def build_examples(self, scored: Dataset, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
+    def build_examples(self, scored: ScoredRollouts, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
         """The trainer's examples (SFT `prompt`/`completion`, DPO pairs, GRPO prompts) and the filter's metrics."""
         ...
 

@@ -22,6 +22,7 @@ from datasets import Dataset
 from policies.atomic import save_parquet
 from policies.launch import train
 from policies.schema import ACCEPT_RATE, DPO_PAIR, SFT_EXAMPLE
+from policies.tables import ScoredRollouts
 from policies.training import TrainJob, TrainResult
 from policies.updates.base import BuildContext
 from policies.updates.cai_judge import judge_pairs, pairs_and_metrics
@@ -78,11 +79,11 @@ class CAI:
             self._critic = EngineGenerator(make, chat_template=True)
         return self._critic
 
-    def revise(self, scored: Dataset, ctx: BuildContext) -> Dataset:
+    def revise(self, scored: ScoredRollouts, ctx: BuildContext) -> Dataset:
         """One row per revised sample: the original, principle, critique, revision and guard verdict."""
         s = self.settings
         principles = s.load_principles()
-        rows = [row for row in scored.select_columns(["prompt_id", "sample_index", "prompt", "prompt_text", "completion"])
+        rows = [row for row in scored.records(["prompt_id", "sample_index", "prompt", "prompt_text", "completion"])
                 if row["sample_index"] < s.samples_per_prompt]
         drawn = [draw_principle(principles, ctx.round, r["prompt_id"], r["sample_index"]) for r in rows]
         conversations = [fill(s.critique_template, prompt=r["prompt"], completion=r["completion"],
@@ -101,7 +102,7 @@ class CAI:
             "principle": [p.name or p.critique for p in drawn], "critique": critiques, "revision": revisions,
             "dropped": verdicts})
 
-    def build_examples(self, scored: Dataset, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
+    def build_examples(self, scored: ScoredRollouts, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
         if self.settings.pairs == "judge":
             return self._judged_pairs(scored, ctx)
         log = self.revise(scored, ctx)
@@ -117,7 +118,7 @@ class CAI:
             return Dataset.from_dict(pairs, features=DPO_PAIR), metrics
         return Dataset.from_dict({**columns, "completion": usable["revision"][:]}, features=SFT_EXAMPLE), metrics
 
-    def _judged_pairs(self, scored: Dataset, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
+    def _judged_pairs(self, scored: ScoredRollouts, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
         """RLAIF from an AI judge's preferences between two samples (see cai_judge)."""
         log = judge_pairs(self.settings, self.settings.load_principles(), scored, ctx, draw_principle)
         if ctx.out_dir is not None:

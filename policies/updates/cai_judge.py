@@ -18,16 +18,17 @@ import torch
 from datasets import Dataset
 
 from policies.schema import ACCEPT_RATE
+from policies.tables import ScoredRollouts
 from policies.updates.base import BuildContext
 from policies.updates.config import CAISettings, Principle
 
 JUDGE_DROPS = ("identical", "tie", "unparseable")
 
 
-def first_two_samples(scored: Dataset) -> list[tuple[dict, dict]]:
+def first_two_samples(scored: ScoredRollouts) -> list[tuple[dict, dict]]:
     """Each prompt's two lowest-indexed samples (prompts with fewer than two are skipped)."""
     by_prompt: dict[str, list[dict]] = defaultdict(list)
-    for row in scored.select_columns(["prompt_id", "sample_index", "prompt", "prompt_text", "completion"]):
+    for row in scored.records(["prompt_id", "sample_index", "prompt", "prompt_text", "completion"]):
         by_prompt[row["prompt_id"]].append(row)
     pairs = []
     for rows in by_prompt.values():
@@ -37,7 +38,7 @@ def first_two_samples(scored: Dataset) -> list[tuple[dict, dict]]:
     return pairs
 
 
-def judge_pairs(settings: CAISettings, principles: list[Principle], scored: Dataset, ctx: BuildContext,
+def judge_pairs(settings: CAISettings, principles: list[Principle], scored: ScoredRollouts, ctx: BuildContext,
                 draw) -> Dataset:
     """One row per prompt: samples a and b, the principle, both judge answers, the winner, and
     why the pair was dropped ("" when kept). `draw(principles, round, prompt_id, 0)` picks the principle."""

@@ -24,42 +24,49 @@ from policies.updates.config import UpdateConfig
 from policies.launch import train
 from policies.training import TrainJob, TrainResult
 from policies.schema import ACCEPT_RATE, DPO_PAIR
+from policies.tables import ScoredRollouts
 from policies.updates.base import BuildContext
+from policies.updates.rft import completion_key
 
 GATED = float("-inf")  # the rank of a sample a gate rejected
 
 
-def build_pairs(scored: Dataset, score_column: str, max_pairs: int, min_margin: float) -> tuple[list[dict], dict]:
-    """Preference pairs as `prompt`/`chosen`/`rejected`/`prompt_id` rows, and drop counts."""
-    groups: dict[str, list[tuple[float, str, str]]] = defaultdict(list)
-    scores, rejected_by = scored[score_column][:], scored["rejected_by"][:]
-    for pid, text, completion, score, gate in zip(scored["prompt_id"][:], scored["prompt_text"][:],
-                                                  scored["completion"][:], scores, rejected_by):
-        if gate:
-            groups[pid].append((GATED, text, completion))
-        elif score is not None:
-            groups[pid].append((float(score), text, completion))
-    pairs, dropped = [], defaultdict(int)
+def build_pairs(scored: ScoredRollouts, score_column: str, max_pairs: int,
+                min_margin: float) -> tuple[list[dict], dict]:
+    """Preference pairs as `prompt`/`chosen`/`rejected`/`prompt_id` rows, and drop counts.
+
+    Pairs are chosen from each prompt's (rank, completion key, row) alone; only the rows that
+    made a pair are read back whole.
+    """
+    groups: dict[str, dict[bytes, tuple[float, int]]] = defaultdict(dict)  # a text's first sample
+    prompts = set()
+    for i, pid, score, gate, completion in scored.rows(["prompt_id", score_column, "rejected_by", "completion"]):
+        prompts.add(pid)
+        if gate or score is not None:
+            groups[pid].setdefault(completion_key(completion), (GATED if gate else float(score), i))
+    made, dropped = [], defaultdict(int)
     for pid, samples in groups.items():
-        made = _pairs_of(samples, max_pairs, min_margin)
-        if not made:
-            dropped["all_equal" if len({s for s, _, _ in samples}) == 1 else "no_margin"] += 1
-        pairs += [{"prompt": text, "chosen": c, "rejected": r, "prompt_id": pid, "margin": m} for text, c, r, m in made]
-    dropped["unscored"] = len(set(scored["prompt_id"][:]) - set(groups))
-    return pairs, dict(dropped)
+        pairs = _pairs_of(list(samples.values()), max_pairs, min_margin)
+        if not pairs:
+            dropped["all_equal" if len({rank for rank, _ in samples.values()}) == 1 else "no_margin"] += 1
+        made += [(pid, *pair) for pair in pairs]
+    dropped["unscored"] = len(prompts - set(groups))
+    texts = scored.take([row for _, chosen, rejected, _ in made for row in (chosen, rejected)],
+                        ["prompt_text", "completion"])
+    prompt_texts, completions = texts["prompt_text"][:], texts["completion"][:]
+    return [{"prompt": prompt_texts[2 * k], "chosen": completions[2 * k], "rejected": completions[2 * k + 1],
+             "prompt_id": pid, "margin": margin} for k, (pid, _, _, margin) in enumerate(made)], dict(dropped)
 
 
-def _pairs_of(samples: list[tuple[float, str, str]], max_pairs: int, min_margin: float) -> list[tuple]:
-    """Best with worst, second best with second worst, ...; distinct texts, a real margin."""
-    unique = {}
-    for score, text, completion in samples:
-        unique.setdefault(completion.strip(), (score, text, completion))
-    ranked = sorted(unique.values(), key=lambda s: s[0], reverse=True)
+def _pairs_of(samples: list[tuple[float, int]], max_pairs: int, min_margin: float) -> list[tuple[int, int, float]]:
+    """Best with worst, second best with second worst, ...; distinct texts, a real margin.
+    (chosen row, rejected row, margin) each."""
+    ranked = sorted(samples, key=lambda s: s[0], reverse=True)
     pairs = []
-    for (hi, text, chosen), (lo, _, rejected) in zip(ranked, reversed(ranked)):
+    for (hi, chosen), (lo, rejected) in zip(ranked, reversed(ranked)):
         if len(pairs) == max_pairs or not hi - lo > min_margin:
             break
-        pairs.append((text, chosen, rejected, hi - lo))
+        pairs.append((chosen, rejected, hi - lo))
     return pairs
 
 
@@ -69,7 +76,7 @@ class DPO:
     def __init__(self, cfg: UpdateConfig):
         self.cfg = cfg
 
-    def build_examples(self, scored: Dataset, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
+    def build_examples(self, scored: ScoredRollouts, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
         dpo = self.cfg.dpo
         column = "reward" if dpo.score is None else f"reward/{dpo.score}"
         pairs, dropped = build_pairs(scored, column, dpo.max_pairs_per_prompt, dpo.min_margin)

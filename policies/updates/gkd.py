@@ -15,6 +15,7 @@ from dataclasses import replace
 from datasets import Dataset
 
 from policies.launch import train
+from policies.tables import ScoredRollouts
 from policies.training import TrainJob, TrainResult
 from policies.updates.base import BuildContext
 from policies.updates.config import UpdateConfig
@@ -28,7 +29,7 @@ class GKD:
         self.cfg = cfg
         self._filter = RFT(cfg)  # the same selection as RFT; only the update differs
 
-    def build_examples(self, scored: Dataset, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
+    def build_examples(self, scored: ScoredRollouts, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
         return self._filter.build_examples(scored, ctx)
 
     def train(self, job: TrainJob, num_processes: int, callbacks: tuple = ()) -> TrainResult:

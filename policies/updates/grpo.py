@@ -20,15 +20,18 @@ from datasets import Dataset
 from policies.engines.config import RolloutConfig
 from policies.updates.config import UpdateConfig
 from rewards.registry import RewardSpec
+from policies.atomic import parquet_rows
 from policies.launch import train
 from policies.training import TrainJob, TrainResult
 from policies.schema import ACCEPT_RATE, prompt_own_columns
+from policies.tables import ScoredRollouts
 from policies.updates.base import BuildContext
 
-def trl_totals(scored: Dataset, weights: dict[str, float]) -> list[float]:
+def trl_totals(scored: ScoredRollouts, weights: dict[str, float]) -> list[float]:
     """Each sample's reward as `GRPOTrainer` computes it: the weighted sum of the present scores."""
-    columns = {key: scored[f"reward/{key}"][:] for key in weights}
-    return [sum(weights[k] * v[i] for k, v in columns.items() if v[i] is not None) for i in range(len(scored))]
+    keys = list(weights)
+    return [sum(weights[k] * v for k, v in zip(keys, values) if v is not None)
+            for _, *values in scored.rows([f"reward/{key}" for key in keys])]
 
 
 def signal_prompts(prompt_ids: list[str], totals: list[float], tol: float = 1e-6) -> list[str]:
@@ -45,8 +48,8 @@ class GRPO:
     def __init__(self, cfg: UpdateConfig, rewards: list[RewardSpec], rollout: RolloutConfig):
         self.cfg, self.rewards, self.rollout = cfg, rewards, rollout
 
-    def build_examples(self, scored: Dataset, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
-        prompt_ids = scored["prompt_id"][:]
+    def build_examples(self, scored: ScoredRollouts, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
+        prompt_ids = scored.column("prompt_id")
         first = {}
         for i, pid in enumerate(prompt_ids):
             first.setdefault(pid, i)
@@ -57,11 +60,11 @@ class GRPO:
         # The trainer only takes full steps: cycle the kept prompts up to a whole number of steps.
         per_step = self.cfg.grpo.prompts_per_step
         padded = [kept[i % len(kept)] for i in range(-(-len(kept) // per_step) * per_step)] if kept else []
-        rows = scored.select([first[pid] for pid in padded])
         # The prompt's own columns (`reference_answer`, a code problem's `tests`) go to the reward
         # functions as in the loop; the trainer's `prompt` is the rendered text.
         own = [c for c in prompt_own_columns(scored.column_names) if c != "prompt_text"]
-        examples = rows.select_columns(own).rename_column("prompt", "problem").add_column("prompt", rows["prompt_text"][:])
+        rows = scored.take([first[pid] for pid in padded], own + ["prompt_text"])
+        examples = rows.rename_column("prompt", "problem").rename_column("prompt_text", "prompt")
         metrics = {"grpo/signal_prompts": float(len(kept)),
                    "grpo/dropped_all_equal_prompts": float(len(first) - len(kept)),
                    ACCEPT_RATE: _samples_of(set(kept), prompt_ids) / max(len(prompt_ids), 1)}
@@ -69,7 +72,7 @@ class GRPO:
 
     def train(self, job: TrainJob, num_processes: int, callbacks: tuple = ()) -> TrainResult:
         g, ro = self.cfg.grpo, self.rollout
-        prompts = Dataset.from_parquet(job.dataset_path).num_rows  # a whole number of steps' worth
+        prompts = parquet_rows(job.dataset_path)  # a whole number of steps' worth
         steps = g.steps or prompts // g.prompts_per_step * g.num_iterations
         options = {
             "trl": {"num_generations": ro.n, "max_completion_length": ro.max_new_tokens, "temperature": ro.temperature,

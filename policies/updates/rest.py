@@ -18,8 +18,10 @@ from policies.atomic import atomic_dir, save_parquet
 from policies.updates.config import UpdateConfig
 from policies.launch import train
 from policies.training import TrainJob, TrainResult
+from policies.tables import ScoredRollouts
 from policies.updates.base import BuildContext
 from policies.updates.rft import filter_metrics, select_accepted
+from policies.tables import read_parquet
 
 
 class ReST:
@@ -29,22 +31,20 @@ class ReST:
         self.cfg = cfg
         self.thresholds = cfg.rest.thresholds
 
-    def build_examples(self, scored: Dataset, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
+    def build_examples(self, scored: ScoredRollouts, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
         """Everything that clears the lowest bar, with its reward; `train` raises the bar."""
         cfg = self.cfg
         kept, dropped = select_accepted(scored, self.thresholds[0], cfg.max_per_prompt, cfg.dedup, cfg.difficulty)
         metrics = filter_metrics(scored, kept, dropped)
-        rewards = scored["reward"][:]
+        examples = scored.take(kept, ["prompt_text", "completion", "prompt_id", "reward"])
+        rewards = examples["reward"][:]
         for i, bar in enumerate(self.thresholds):
-            metrics[f"rest/improve_{i}/examples"] = float(sum(rewards[j] >= bar for j in kept))
-        picked = scored.select(kept)
-        examples = Dataset.from_dict({"prompt": picked["prompt_text"][:], "completion": picked["completion"][:],
-                                      "prompt_id": picked["prompt_id"][:], "reward": picked["reward"][:]})
-        return examples, metrics
+            metrics[f"rest/improve_{i}/examples"] = float(sum(reward >= bar for reward in rewards))
+        return examples.rename_column("prompt_text", "prompt"), metrics
 
     def train(self, job: TrainJob, num_processes: int, callbacks: tuple = ()) -> TrainResult:
         """The Improve steps, each resumable in its own directory; the last one's policy is the round's."""
-        examples = Dataset.from_parquet(job.dataset_path)
+        examples = read_parquet(job.dataset_path)
         out, model, steps, losses = Path(job.output_dir), job.model_path, 0, []
         for i, bar in enumerate(self.thresholds):
             step_dir = out / f"improve_{i}"

@@ -12,6 +12,7 @@ from collections import Counter
 
 from datasets import Dataset
 
+from policies.tables import ScoredRollouts
 from policies.updates.base import BuildContext
 from policies.updates.rft import RFT
 
@@ -19,7 +20,7 @@ from policies.updates.rft import RFT
 class ReSTEM(RFT):
     name = "rest_em"
 
-    def build_examples(self, scored: Dataset, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
+    def build_examples(self, scored: ScoredRollouts, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
         examples, metrics = super().build_examples(scored, ctx)
         per_prompt = Counter(examples["prompt_id"][:])
         metrics["rest_em/prompts_at_cap"] = float(sum(n == self.cfg.max_per_prompt for n in per_prompt.values()))

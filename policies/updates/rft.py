@@ -17,16 +17,12 @@ from policies.updates.config import DifficultyBand, UpdateConfig
 from policies.launch import train
 from policies.training import TrainJob, TrainResult
 from policies.schema import ACCEPT_RATE, SFT_EXAMPLE
+from policies.tables import ScoredRollouts
 from policies.updates.base import BuildContext
 from rewards import passes
 
 
-# Rows read at a time: the filter holds one batch of rows plus per-prompt counts, however
-# many samples the round has.
-BATCH_ROWS = 8192
-
-
-def select_accepted(scored: Dataset, threshold: float, max_per_prompt: int, dedup: bool,
+def select_accepted(scored: ScoredRollouts, threshold: float, max_per_prompt: int, dedup: bool,
                     band: DifficultyBand | None = None) -> tuple[list[int], dict]:
     """Row indices to train on, in rollout order, and counts of what each rule dropped.
 
@@ -39,12 +35,12 @@ def select_accepted(scored: Dataset, threshold: float, max_per_prompt: int, dedu
     out_of_band = _outside_band(pass_counts(scored, threshold), band) if band is not None else set()
     kept, seen, per_prompt = [], set(), Counter()
     dropped = Counter()
-    for i, pid, reward, text in _rows(scored, ["prompt_id", "reward", "completion"]):
+    for i, pid, reward, text in scored.rows(["prompt_id", "reward", "completion"]):
         if not passes(reward, threshold):  # None (unjudged, gated) and NaN never pass
             dropped["below_threshold"] += 1
         elif pid in out_of_band:
             dropped["out_of_band"] += 1
-        elif dedup and (key := (pid, _digest(text))) in seen:
+        elif dedup and (key := (pid, completion_key(text))) in seen:
             dropped["duplicate"] += 1
         elif per_prompt[pid] >= max_per_prompt:
             dropped["over_cap"] += 1
@@ -56,10 +52,10 @@ def select_accepted(scored: Dataset, threshold: float, max_per_prompt: int, dedu
     return kept, dict(dropped)
 
 
-def pass_counts(scored: Dataset, threshold: float) -> dict[str, list[int]]:
+def pass_counts(scored: ScoredRollouts, threshold: float) -> dict[str, list[int]]:
     """Per prompt: [samples, samples at or above `threshold`]."""
     counts: dict[str, list[int]] = {}
-    for _, pid, reward in _rows(scored, ["prompt_id", "reward"]):
+    for _, pid, reward in scored.rows(["prompt_id", "reward"]):
         entry = counts.setdefault(pid, [0, 0])
         entry[0] += 1
         entry[1] += passes(reward, threshold)
@@ -70,23 +66,14 @@ def _outside_band(counts: dict[str, list[int]], band: DifficultyBand) -> set[str
     return {pid for pid, (n, passed) in counts.items() if not band.lo <= passed / n <= band.hi}
 
 
-def _digest(text: str) -> bytes:
+def completion_key(text: str) -> bytes:
     """A completion's identity for dedup (whitespace at the ends ignored), in 16 bytes."""
     return hashlib.blake2b(text.strip().encode(), digest_size=16).digest()
 
 
-def _rows(scored: Dataset, columns: list[str]):
-    """(row index, *values) for every row, read `BATCH_ROWS` rows at a time."""
-    start = 0
-    for batch in scored.select_columns(columns).iter(batch_size=BATCH_ROWS):
-        values = [batch[c] for c in columns]
-        yield from zip(range(start, start + len(values[0])), *values)
-        start += len(values[0])
-
-
-def filter_metrics(scored: Dataset, kept: list[int], dropped: dict) -> dict[str, float]:
+def filter_metrics(scored: ScoredRollouts, kept: list[int], dropped: dict) -> dict[str, float]:
     kept_rows, prompts, solved = set(kept), set(), set()
-    for i, pid in _rows(scored, ["prompt_id"]):
+    for i, pid in scored.rows(["prompt_id"]):
         prompts.add(pid)
         if i in kept_rows:
             solved.add(pid)
@@ -101,16 +88,16 @@ def filter_metrics(scored: Dataset, kept: list[int], dropped: dict) -> dict[str,
     return metrics
 
 
-def difficulty_accept_rate(scored: Dataset, threshold: float, band: DifficultyBand) -> float:
+def difficulty_accept_rate(scored: ScoredRollouts, threshold: float, band: DifficultyBand) -> float:
     """Share of prompts whose pass rate lies inside the band."""
     counts = pass_counts(scored, threshold)
     return 1 - len(_outside_band(counts, band)) / max(len(counts), 1)
 
 
-def to_examples(scored: Dataset, rows: list[int]) -> Dataset:
+def to_examples(scored: ScoredRollouts, rows: list[int]) -> Dataset:
     """The kept rows as SFT examples, column by column in Arrow (no per-row Python objects)."""
-    picked = scored.select(rows).select_columns(["prompt_text", "completion", "prompt_id"])
-    return picked.rename_column("prompt_text", "prompt").cast(SFT_EXAMPLE).flatten_indices()
+    picked = scored.take(rows, ["prompt_text", "completion", "prompt_id"])
+    return picked.rename_column("prompt_text", "prompt").cast(SFT_EXAMPLE)
 
 
 class RFT:
@@ -119,7 +106,7 @@ class RFT:
     def __init__(self, cfg: UpdateConfig):
         self.cfg = cfg
 
-    def build_examples(self, scored: Dataset, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
+    def build_examples(self, scored: ScoredRollouts, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
         cfg = self.cfg
         kept, dropped = select_accepted(scored, cfg.threshold, cfg.max_per_prompt, cfg.dedup, cfg.difficulty)
         metrics = filter_metrics(scored, kept, dropped)

@@ -13,6 +13,7 @@ from policies.updates.config import UpdateConfig
 from policies.launch import train
 from policies.training import TrainJob, TrainResult
 from policies.schema import PROMPT
+from policies.tables import ScoredRollouts
 from policies.updates.base import BuildContext
 from policies.updates.rft import RFT, select_accepted, to_examples
 
@@ -24,7 +25,7 @@ class STaR:
         self.cfg = cfg
         self.rft = RFT(cfg)
 
-    def build_examples(self, scored: Dataset, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
+    def build_examples(self, scored: ScoredRollouts, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
         examples, metrics = self.rft.build_examples(scored, ctx)
         if not self.cfg.star.rationalize:
             return examples, metrics
@@ -45,12 +46,12 @@ class STaR:
         return concatenate_datasets([examples, rationalized]), metrics
 
     @staticmethod
-    def _unsolved_prompts(scored: Dataset, solved: set[str]) -> Dataset:
+    def _unsolved_prompts(scored: ScoredRollouts, solved: set[str]) -> Dataset:
         first = {}
-        for i, pid in enumerate(scored["prompt_id"][:]):
+        for i, pid in scored.rows(["prompt_id"]):
             if pid not in solved and pid not in first:
                 first[pid] = i
-        return scored.select(sorted(first.values())).select_columns(list(PROMPT))
+        return scored.take(sorted(first.values()), list(PROMPT))
 
     def train(self, job: TrainJob, num_processes: int, callbacks: tuple = ()) -> TrainResult:
         return train(job, num_processes, callbacks)
