@@ -1,11 +1,10 @@
 """The `code` reward: does the program in the completion pass the sample's tests?
 
 The program is a fenced block of the completion (see `rewards/code_extract.py`), else the whole
-text. With an entry point (HumanEval) the prompt may be prepended (`prepend_prompt`:
-"auto" prepends it to a body-only completion, and to a whole function too when the prompt
-is that function's stub, so the prompt's helpers stay, else adds only the prompt's
-imports; true always; false never). In harness runs the program's `__name__` is not
-"__main__" (as in HumanEval's own harness); stdin/stdout programs run as "__main__".
+text. With an entry point (HumanEval) the prompt may be prepended (`prepend_prompt`: true
+always, false never, "auto" where the program needs it: see `rewards/code_assemble.py`).
+In harness runs the program's `__name__` is not "__main__" (as in HumanEval's own
+harness); stdin/stdout programs run as "__main__".
 Tests come from the `tests` column (`tests_column`), in the formats of
 `rewards/code_formats.py`: MBPP asserts (+ `test_setup_code`, `test_imports` columns),
 HumanEval `check(candidate)` (+ `entry_point`), stdin/stdout pairs (APPS, CodeContests,
@@ -18,7 +17,7 @@ with the limit; under the harness, the program's own top-level code and then eac
 assert, `check`, a call) get the limit each, enforced by the harness's timer, and the run as
 a whole gets one limit per test plus a second of start-up (at most ten minutes), so a hang
 costs one limit, not one per test. Calls and stdin/stdout programs first run the prelude of
-LiveCodeBench's grader (`grader_prelude` in `rewards/code_formats.py`): `List`, `gcd`,
+LiveCodeBench's grader (`grader_prelude` in `rewards/code_prelude.py`): `List`, `gcd`,
 `deque`... without an import work there, and so here.
 
 Code tests and calls run in one sandboxed process per sample under the harness of
@@ -42,13 +41,14 @@ from __future__ import annotations
 import ast
 import shutil
 import signal
-import textwrap
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from rewards.code_formats import SampleTests, grader_prelude, parse_time_limit, parse_tests, same_output, same_value
+from rewards.code_assemble import assemble_program
+from rewards.code_formats import SampleTests, parse_time_limit, parse_tests, same_output, same_value
+from rewards.code_prelude import grader_prelude
 from rewards.execution import E2BExecutor, ExecutionResult, Harness, Limits, LocalExecutor, signal_error
 from rewards.code_extract import extract_program
 from rewards.verdict import Verdict, completion_text, final_text
@@ -173,7 +173,8 @@ class CodeReward:
         program = extract_program(answer, entry_point)
         if not program.strip():
             return Verdict(0.0, "no code found")
-        program = self._assemble(program, completion_text(sample.get("prompt") or ""), entry_point)
+        program = assemble_program(program, completion_text(sample.get("prompt") or ""), entry_point,
+                                   self.prepend_prompt)
         prelude = grader_prelude(program) if parsed.kind != "code" else ""
         if parsed.kind == "io":
             return self._judge_io(program, parsed.cases, time_limit, prelude)
@@ -209,26 +210,6 @@ class CodeReward:
             return self.judge(completion, **sample, _merged=True)
         except Exception as exc:  # one sample's failure must not end the round
             return Verdict(0.0, f"code reward failed on this sample: {type(exc).__name__}: {exc}"[:300])
-
-    def _assemble(self, program: str, prompt: str, entry_point: str) -> str:
-        """The program to run: with the prompt in front where `prepend_prompt` says so."""
-        if self.prepend_prompt is True:
-            return prompt + program
-        if self.prepend_prompt is False or not entry_point or not prompt:
-            return program
-        if _defines(program, entry_point):
-            # A whole function after the prompt's stub replaces it; the prompt's helpers
-            # (HumanEval/10's is_palindrome, /32's poly) stay, which `check` may call too.
-            if _defines(prompt, entry_point) and _defines(prompt + "\n" + program, entry_point):
-                return prompt + "\n" + program
-            return _imports_of(prompt) + program  # only the prompt's imports
-        candidates = [prompt + program]
-        if program[:1] not in (" ", "\t"):  # the body lost its indentation: its first line, or all
-            candidates += [prompt + _indent(program), prompt + textwrap.indent(program, "    ")]
-        for candidate in candidates:
-            if _defines(candidate, entry_point):
-                return candidate
-        return program
 
     def _execute(self, program: str, stdin: str = "", harness: Harness | None = None,
                  timeout_s: float | None = None, prelude: str = "") -> ExecutionResult:
@@ -342,34 +323,6 @@ def _entry_point(tests: SampleTests, sample: dict) -> str:
     if isinstance(name, str) and name.isidentifier():
         return name
     return tests.cases[0].function if tests.kind == "calls" else ""
-
-
-def _defines(program: str, name: str) -> bool:
-    """Whether `program` compiles and defines `name` at its top level (compiling, not only
-    parsing, refuses a body pasted at the top level: 'return' outside function)."""
-    try:
-        tree = ast.parse(program)
-        compile(tree, "program.py", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name
-               for node in tree.body)
-
-
-def _imports_of(prompt: str) -> str:
-    """The top-level import lines of a prompt that is Python (HumanEval's), else ""."""
-    try:
-        tree = ast.parse(prompt)
-    except (SyntaxError, ValueError):
-        return ""
-    imports = [ast.get_source_segment(prompt, node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
-    return "".join(line + "\n" for line in imports if line)
-
-
-def _indent(body: str) -> str:
-    """A function body whose first line lost its indentation (the prompt ended with it)."""
-    lines = body.splitlines(keepends=True)
-    return "    " + lines[0] + "".join(lines[1:]) if lines else body
 
 
 def _as_list(value: Any) -> list:

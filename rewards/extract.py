@@ -4,7 +4,8 @@ Models state answers in a few conventional ways; we look for them in order of ho
 deliberate they are (the order is configurable, see `RULES`):
 
 - `boxed`: the last `\\boxed{...}` (MATH); boxes joined only by "," / "and" / "or" /
-  spacing (`\\boxed{-2} and \\boxed{1}`) are one answer with several values;
+  spacing (`\\boxed{-2} and \\boxed{1}`) are one answer with several values (boxes are
+  read in `rewards/extract_boxes.py`);
 - `hashes`: the last `#### X` line (GSM8K) that starts with a value; a markdown heading
   (`#### Step 2: ...`, `#### Final Answer`) is not an answer;
 - `answer_is`: "The (final) answer is X" / "Final answer: X" / "Answer: X" at a line start
@@ -30,11 +31,11 @@ from typing import NamedTuple
 
 from math_verify.parser import make_latex_env_pattern
 
+from rewards.extract_boxes import find_boxes, last_boxes_text
 from rewards.verdict import final_text
 
 RULES = ("boxed", "hashes", "answer_is", "latex", "number")
 
-_BOXED_TOKEN = re.compile(r"\\(?:boxed|fbox)\s*\{|\{|\}")
 _HASHES = re.compile(r"####[ \t]*([^\n]*)")
 # What an answer that is a value starts with (markdown emphasis aside): a digit, sign,
 # currency, LaTeX, bracket; a name applied or raised (`f(x)`, `sqrt(2)`, `e^2`); or one
@@ -109,11 +110,6 @@ _VALUE_JOINER = re.compile(
 )
 # Math-Verify's patterns for one math span ($...$, \(...\), \[...\], $$...$$, a bare \frac).
 _LATEX_SPAN = re.compile(make_latex_env_pattern(), re.DOTALL)
-# What may stand between two boxes that state one answer: "\boxed{2}, \boxed{3} and \boxed{5}".
-_JOINERS = r"(?:\s|\$|,|;|\\[,;:! ]|\\q?quad|\\\(|\\\)|\\\[|\\\]|\band\b|\bor\b|\\text\{\s*(?:and|or)\s*\})"
-# ...or a unit word then "and"/",": "\boxed{1} papers and \boxed{2} bins".
-_BOX_JOINER = re.compile(rf"{_JOINERS}*(?:[A-Za-z]+\s*(?:,|\band\b|\bor\b){_JOINERS}*)?")
-_WHOLE_SET = re.compile(r"(?:\\left)?\\\{(?P<elements>.*)(?:\\right)?\\\}", re.DOTALL)
 _LATEX_WINDOW = 1_500
 
 
@@ -167,43 +163,6 @@ def check_rules(rules: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(rules)
 
 
-def _boxes(text: str) -> list[tuple[int, int, int, int]]:
-    """Every outermost box as (content start, content end, box start, box end), in order.
-
-    One pass over the braces. `\\boxed{\\boxed{3}}` is one box around 3; a box inside a
-    box's other content (`\\boxed{a \\boxed{b}}`) is part of the outer one.
-    """
-    start = text.find("\\boxed")
-    if start < 0:
-        start = text.find("\\fbox")
-    if start < 0:
-        return []
-    # Each open brace pushes (content start, box start) for a box or None for a plain
-    # brace, so closing a brace tells us at once whether a box just ended.
-    open_groups: list[tuple[int, int] | None] = []
-    boxes: list[tuple[int, int, int, int]] = []
-    for token in _BOXED_TOKEN.finditer(text, start):
-        if token.group() == "{":
-            open_groups.append(None)
-        elif token.group() != "}":
-            open_groups.append((token.end(), token.start()))
-        elif open_groups:  # stray closing braces outside any group are ignored
-            group = open_groups.pop()
-            if group is None:
-                continue
-            content_start, box_start = group
-            # Boxes closed inside this one are part of it; a box that only wraps the
-            # previous box keeps that box's content.
-            inner = []
-            while boxes and boxes[-1][2] >= content_start:  # closed later, so at the end
-                inner.append(boxes.pop())
-            if len(inner) == 1 and inner[0][2] == content_start and inner[0][3] == token.start():
-                boxes.append((inner[0][0], inner[0][1], box_start, token.end()))
-            else:
-                boxes.append((content_start, token.start(), box_start, token.end()))
-    return boxes
-
-
 def _last_boxed(text: str, parts: int = 1) -> str | None:
     """The last box, with the boxes joined to it by "," / "and" / spacing, or the last boxes
     that hold `parts` values (`\\boxed{2, 3}` holds two).
@@ -213,37 +172,10 @@ def _last_boxed(text: str, parts: int = 1) -> str | None:
     corrected (Math-Verify ranks the statement first too). A mere mention ("\\boxed{5} is my
     final answer, verified in 3 ways", "the answer is correct") keeps the box.
     """
-    boxes = [b for b in _boxes(text) if text[b[0] : b[1]].strip()]
+    boxes = [b for b in find_boxes(text) if text[b[0] : b[1]].strip()]
     if not boxes or _holds_value(_last_answer_is(text[boxes[-1][3] :], sentence_start=True)):
         return None
-    chosen = [boxes[-1]]
-    for previous in reversed(boxes[:-1]):
-        if not _BOX_JOINER.fullmatch(text, previous[3], chosen[0][2]):
-            break
-        chosen.insert(0, previous)
-    if len(chosen) < parts <= len(boxes) and sum(_count_values(text[b[0] : b[1]]) for b in chosen) < parts:
-        chosen = boxes[-parts:]
-    return ", ".join(text[b[0] : b[1]].strip() for b in chosen)
-
-
-def count_parts(text: str) -> int:
-    """How many comma/semicolon-separated parts `text` has outside brackets."""
-    depth, parts = 0, 1
-    for char in text:
-        if char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth = max(depth - 1, 0)
-        elif char in ",;" and depth == 0:
-            parts += 1
-    return parts
-
-
-def _count_values(box: str) -> int:
-    """How many values a box states: its parts, or a whole set's elements (`\\{2, 3\\}`)."""
-    box = box.strip()
-    whole_set = _WHOLE_SET.fullmatch(box)
-    return count_parts(whole_set["elements"] if whole_set else box)
+    return last_boxes_text(text, boxes, parts)
 
 
 def _last_hashes(text: str) -> str | None:

@@ -2,12 +2,12 @@
 
 Scoring is two-tier. Most answers in grade-school and competition sets are plain numbers,
 so those are compared in-process with exact decimal arithmetic (thousands of samples per
-second), and so are word answers (`\\text{odd}`). Anything else (`\\frac{1}{2}`, `2\\sqrt{3}`,
-`x \\in [0, \\infty)`) goes to `symbolic_equal` in a sandboxed worker process
-(`rewards/sandbox.py`) with a hard per-sample time limit, so an adversarial answer such as
-`9^{9^{9^9}}` costs `timeout_s` seconds and a 0, never a hang. A call's symbolic checks
-are deduplicated, looked up in a cache, and the rest spread over `workers` worker
-processes (one per core by default).
+second; `rewards/math_numbers.py`), and so are word answers (`\\text{odd}`). Anything else
+(`\\frac{1}{2}`, `2\\sqrt{3}`, `x \\in [0, \\infty)`) goes to `symbolic_equal` in a
+sandboxed worker process (`rewards/sandbox.py`) with a hard per-sample time limit, so an
+adversarial answer such as `9^{9^{9^9}}` costs `timeout_s` seconds and a 0, never a hang.
+A call's symbolic checks are deduplicated, looked up in a cache, and the rest spread over
+`workers` worker processes (one per core by default).
 
 A wrong answer scored 1 is the worst thing a verifier can do (RL trains on it), so what
 cannot be verified (a comparison that collapses to a bare truth value, equations that
@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
-from rewards.extract import RULES, check_rules, count_parts, find_answer
+from rewards.extract import RULES, check_rules, find_answer
+from rewards.extract_boxes import count_parts
+from rewards.math_numbers import as_number, qualified, same_number, unevaluated, without_units
 from rewards.sandbox import SandboxPool, SandboxResult, default_workers
 from rewards.symbolic import DIFFERENT, EQUAL, GOLD_UNPARSEABLE, NO_SOLUTIONS, TRUTH_VALUE
 from rewards.verdict import Verdict, completion_text, final_text
@@ -38,53 +39,9 @@ MAX_ANSWER_CHARS = 1_000
 # recurs across a prompt's samples and across rounds. A few hundred bytes each.
 CACHE_SIZE = 100_000
 
-# Words that, after a number, change its value or make it part of a phrase, so they are not
-# units ("5 squared", "2 dozen", "2 thirds", "5 or more", "5 more than x", "5 is wrong",
-# "3 pi"). "5 more apples" is still 5 apples; after a unit, "squared"/"cubed" is part of it
-# ("12 feet squared"). A last "times" counts occurrences ("20 times"), so `_PLAIN_NUMBER`
-# allows it at the end; "5 times 3" still fails there on the 3, and "5 times ten" on "times".
-# "plus" ("20 plus": at least 20), "minus", "over" stay value-changing even at the end.
-_NOT_A_UNIT = (
-    r"(?i:pi|sqrt|exp|log|ln|root|inverse|squared|cubed|factorial|dozens?|halfs?|halves|thirds?|quarters?"
-    r"|(?:four|fif|six|seven|eigh|nin|ten|hundred|thousand|million|billion)ths?"
-    r"|hundreds?|thousands?|millions?|billions?|trillions?"
-    r"|or|and|is|not|than|most|least|plus|minus|times|over|divided|to)\b"
-)
-# In `\\text{...}` beside a value: a number (not an exponent), an aside in parentheses, or such a word.
-_NOT_UNIT_TEXT = re.compile(rf"(?<![\^_\d])\d|[()]|\b{_NOT_A_UNIT}")
-# A unit word, optionally squared or cubed: "cm", "feet squared", "units squared".
-_UNIT_WORD = rf"\s+(?!{_NOT_A_UNIT})[A-Za-z]{{2,}}\.?(?:\s+(?i:squared|cubed)\b)?"
-_SQUARED_UNIT = re.compile(r"(?<=[a-z.])\s+(?:squared|cubed)\b")
-# Scale words multiply: "1.5 million dollars" is 1500000 (GSM8K-style answers).
-_SCALES = {"thousand": 3, "million": 6, "billion": 9, "trillion": 12}
-# A plain decimal, optionally after `x =`, with thousands separators, currency sign, a scale
-# word, degrees and unit words: "1,234", "100 000", "-0.5", "\\$18", "18 dollars", "x = 5",
-# "5 thousand", "30^\\circ C". Separators must group by three so "1,2" (a pair) is not read
-# as twelve.
-_PLAIN_NUMBER = re.compile(
-    r"(?:(?P<variable>[A-Za-z])\s*=\s*)?(?:\\?\$)?"
-    r"(?P<number>[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d{1,3}(?: \d{3})+|\d+)(?:\.\d*)?|\.\d+))"
-    r"(?:\s+(?P<scale>(?i:thousand|million|billion|trillion))s?\b)?"
-    r"(?:\s*\^\s*\{?\s*\\circ\s*\}?(?:\s*[CFK](?![A-Za-z]))?)?"
-    rf"(?:{_UNIT_WORD})*(?:\s+(?i:times)\.?)?"
-)
-# Unit words after a value that is not a plain number: "1/2 cup", "2\\sqrt{3} cm".
-_TRAILING_UNITS = re.compile(rf"(?<=[\d}}])(?:{_UNIT_WORD})+$")
-# Text around a number, read as its words: "5\\text{ cm}", "\\text{5 dollars}", "5 \\text{ thousand}".
-_TEXT_BLOCK = re.compile(r"\\(?:text(?:bf|rm|normal)?|mbox|mathrm)\s*\{(?P<content>[^{}\\]*)\}")
 # Thousands commas in an answer that has one part: "1,000\\%", "2^{10} = 1,024".
 _THOUSANDS_COMMA = re.compile(r"(?<![\d,.])\d{1,3}(?:,\d{3})+(?![\d,])")
 _BRACKETS = re.compile(r"[()\[\]]|\\\{|\\langle")
-# Arithmetic on numbers alone ("47+8-15", "48 + 48/2", "3 \\times 4") is the working, not
-# the value. A number, fraction, root, power or factorial is one value; so is scientific
-# notation ("2 \\times 10^{3}").
-_NUMERIC_ONLY = re.compile(
-    r"(?:[\d\s.,+\-*/\u00d7\u00f7\u00b7()\[\]{}^!%]|\\(?:frac|sqrt|times|cdot|div|left|right|[%,;! ]))+"
-)
-_BINARY_OPERATOR = re.compile(r"(?<=[\d)}\]!%.])\s*(?:[+\-*\u00d7\u00f7\u00b7]|\\times|\\cdot|\\div)")
-_SCIENTIFIC = re.compile(
-    r"[-+]?\d+(?:\.\d+)?\s*(?:\\times|\\cdot|\u00d7|\*)\s*10\s*\^\s*(?:\{\s*[-+]?\d+\s*\}|[-+]?\d+)"
-)
 # A multiple-choice answer: "C", "(C)", "C)", "\\text{(C)}", "\\textbf{(C)}"; after a
 # closed label the option's text may follow ("(C) 12").
 _CHOICE = re.compile(
@@ -219,23 +176,23 @@ class MathReward:
             pred = _THOUSANDS_COMMA.sub(lambda m: m.group().replace(",", ""), pred)
         if pred == gold:
             return Verdict(1.0, f"answer {_preview(pred)} {where} matches the reference exactly")
-        pred_number, gold_number = _as_number(pred), _as_number(gold)
+        pred_number, gold_number = as_number(pred), as_number(gold)
         if pred_number is not None and gold_number is not None:
             (pred_variable, pred_value), (gold_variable, gold_value) = pred_number, gold_number
             # "x = 5" answers "5", but not "y = 5".
             same_variable = pred_variable == gold_variable or None in (pred_variable, gold_variable)
-            same_value = _same_number(pred_value, gold_value, self.precision)
+            same_value = same_number(pred_value, gold_value, self.precision)
             return _compared(same_value and same_variable, pred, gold, where)
         pred_words, gold_words = _as_words(pred), _as_words(gold)
         if pred_words is not None and gold_words is not None:
             return _compared(pred_words == gold_words, pred, gold, where)
         if len(pred) > MAX_ANSWER_CHARS:
             return Verdict(0.0, f"answer too long to check ({len(pred)} characters)")
-        if gold_number is not None and _unevaluated(pred):
+        if gold_number is not None and unevaluated(pred):
             return Verdict(0.0, f"answer {_preview(pred)} {where} is arithmetic left undone, not a value")
-        if _qualified(pred):
+        if qualified(pred):
             return Verdict(0.0, f"answer {_preview(pred)} {where} qualifies its value in words, not a unit")
-        return _SymbolicCheck(_TRAILING_UNITS.sub("", pred) or pred, gold, where)
+        return _SymbolicCheck(without_units(pred), gold, where)
 
     def _check_symbolically(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], SandboxResult]:
         """`symbolic_equal` of each (pred, gold) pair: from the cache, else from the workers."""
@@ -333,46 +290,12 @@ def _reference_text(reference: Any) -> str:
 
 def _count_parts(gold: str) -> int:
     """How many comma/semicolon-separated parts the reference has outside brackets."""
-    return 1 if _as_number(gold) is not None else count_parts(gold)
+    return 1 if as_number(gold) is not None else count_parts(gold)
 
 
 def _compared(same: bool, pred: str, gold: str, where: str) -> Verdict:
     relation = "equals" if same else "differs from"
     return Verdict(1.0 if same else 0.0, f"answer {_preview(pred)} {where} {relation} reference {_preview(gold)}")
-
-
-def _as_number(text: str) -> tuple[str | None, Decimal] | None:
-    """`text` as (variable or None, exact decimal) when it is a plain number (see `_PLAIN_NUMBER`)."""
-    if "\\" in text:
-        text = _TEXT_BLOCK.sub(r" \g<content>", text).strip()
-    match = _PLAIN_NUMBER.fullmatch(text)
-    if match is None:
-        return None
-    try:
-        value = Decimal(match["number"].replace(",", "").replace(" ", ""))
-    except InvalidOperation:
-        return None
-    if match["scale"]:
-        value = value.scaleb(_SCALES[match["scale"].lower()])
-    return match["variable"], value
-
-
-def _same_number(pred: Decimal, gold: Decimal, precision: int) -> bool:
-    """Whether two plain numbers are equal as the symbolic path compares them.
-
-    Integers are compared exactly (`18446744073709551617` is not `2^{64}`); when either is
-    written with decimals (a float there), both are rounded to `precision` places first, as
-    math-verify's `float_rounding` does, so `0.30000000000000004` is 0.3 but `18.01` is not 18.
-    """
-    if pred == gold:
-        return True
-    if pred.as_tuple().exponent >= 0 and gold.as_tuple().exponent >= 0:
-        return False
-    # Exact rounding, whatever the length: enough digits for the larger number and the places.
-    digits = max(pred.adjusted(), gold.adjusted(), 0) + precision + 2
-    context = Context(prec=digits, rounding=ROUND_HALF_EVEN)
-    places = Decimal(1).scaleb(-precision)
-    return pred.quantize(places, context=context) == gold.quantize(places, context=context)
 
 
 def _letters(text: str) -> list[str] | None:
@@ -414,29 +337,6 @@ def _option_text(text: str) -> str:
     if rest and (match["paren"] or match["close"]) and not _OPTION_LABEL.search(rest):
         return rest
     return text
-
-
-def _unevaluated(answer: str) -> bool:
-    """Whether the answer's value (its last side) is arithmetic on numbers left undone."""
-    value = answer.rpartition("=")[2].strip()
-    return bool(
-        _NUMERIC_ONLY.fullmatch(value) and _BINARY_OPERATOR.search(value) and not _SCIENTIFIC.fullmatch(value)
-    )
-
-
-def _qualified(answer: str) -> bool:
-    """Whether text beside the value says more than a unit: "3 \\text{ (or 4)}",
-    "5 \\text{ thousand}". Math-Verify drops trailing text as a unit, which would leave 3 or 5.
-    A lone "or"/"and" joins values (`x = 2 \\text{ or } x = 3`); an answer that is all text
-    (`\\text{5}`) is not beside anything."""
-    blocks = list(_TEXT_BLOCK.finditer(answer))
-    if len(blocks) == 1 and blocks[0].span() == (0, len(answer)):
-        return False
-    for block in blocks:
-        content = _SQUARED_UNIT.sub("", block["content"].strip(" ,;").lower())
-        if content not in ("or", "and") and _NOT_UNIT_TEXT.search(content):
-            return True
-    return False
 
 
 def _preview(text: str, limit: int = 60) -> str:

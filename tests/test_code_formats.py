@@ -13,7 +13,8 @@ import sys
 import pytest
 
 from rewards.code import CodeReward
-from rewards.code_formats import grader_prelude, is_test, parse_time_limit, parse_tests, same_output, same_value
+from rewards.code_formats import is_test, parse_time_limit, parse_tests, same_output, same_value
+from rewards.code_prelude import grader_prelude
 
 pytestmark = pytest.mark.filterwarnings("ignore:code execution is NOT sandboxed")
 
