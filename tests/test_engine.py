@@ -140,8 +140,8 @@ def test_samples_follow_the_policy_not_shipped_or_library_sampling_defaults(tiny
 
 
 def test_static_and_dynamic_kv_cache_sample_the_same(tiny_model_dir):
-    # The static cache attends over a full-length, masked cache; the dynamic one (the default)
-    # over a growing cache. Same seed: same tokens, log-probs equal to float rounding.
+    # The static cache (the default) is written in place and attended over its filled part;
+    # the dynamic one is concatenated every step. Same seed: same tokens, log-probs equal to float rounding.
     static = HFEngine(tiny_model_dir, "round_000", batch_size=8, device="cpu", kv_cache="static")
     dynamic = HFEngine(tiny_model_dir, "round_000", batch_size=8, device="cpu", kv_cache="dynamic")
     params = SamplingParams(n=3, temperature=1.0, max_new_tokens=MAX_NEW)

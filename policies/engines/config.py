@@ -54,10 +54,11 @@ class RolloutConfig(Section):
     stop: list[str] = []
     batch_size: int = Field(256, ge=1, description="Sequences per generate call.")
     prompts_per_shard: int = Field(64, ge=1, description="Generation resumes at shard granularity.")
-    kv_cache: Literal["dynamic", "static"] = Field(
-        "dynamic", description="hf engine: `dynamic` grows the cache (transformers' default); `static` allocates "
-                               "prompt + max_new_tokens per call once and copies nothing per step, a gain only "
-                               "when batches run to max_new_tokens (the CPU demo: 1.02-1.09x).")
+    kv_cache: Literal["dynamic", "static"] | None = Field(
+        None, description="hf engine (unset: `static`): `static` allocates prompt + max_new_tokens per call once, writes each "
+                              "step in place and attends over the positions filled so far (policies/engines/"
+                              "kv_cache.py); `dynamic` is transformers' default, which copies the cache every step. "
+                              "Models with sliding-window layers always get `dynamic`.")
     servers: list[str] = Field([], description="vllm_server / openai: server URLs, e.g. [http://node1:8000, http://node2:8000].")
     server: ServerOptions = ServerOptions()
     vllm: VLLMOptions = VLLMOptions()
@@ -80,9 +81,8 @@ class RolloutConfig(Section):
                              f"drop it or set engine: vllm_server")
         if not remote and self.server != ServerOptions():
             raise ValueError(f"server options are used only by engines {' and '.join(REMOTE)}, not {self.engine}")
-        if self.engine != "hf" and self.kv_cache != "dynamic":
-            raise ValueError(f"kv_cache: {self.kv_cache} is used only by engine hf, not {self.engine}: drop it "
-                             f"(or set rollout.kv_cache=dynamic)")
+        if self.engine != "hf" and self.kv_cache == "static":  # (runs saved before the default moved hold `dynamic`)
+            raise ValueError(f"kv_cache: {self.kv_cache} is used only by engine hf, not {self.engine}: drop it")
         if self.engine != "vllm" and self.vllm != VLLMOptions():
             raise ValueError(f"vllm options are used only by engine vllm, not {self.engine}")
         bad = [u for u in self.servers if not u.startswith(("http://", "https://"))]

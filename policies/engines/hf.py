@@ -12,10 +12,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from transformers import Cache, DynamicCache, GenerationConfig, LogitsProcessor, LogitsProcessorList, StaticCache
+from transformers import Cache, DynamicCache, GenerationConfig, LogitsProcessor, LogitsProcessorList
 
 from policies.checkpoint import swap_weights
 from policies.engines.base import Completion, SamplingParams
+from policies.engines.kv_cache import preallocated_cache
 from policies.loading import load_model, load_tokenizer
 
 
@@ -43,12 +44,12 @@ class _LogprobRecorder(LogitsProcessor):
 class HFEngine:
     def __init__(self, model_path: str | Path, generator_id: str, batch_size: int = 256,
                  dtype: str = "float32", device: str | None = None, tokenizer_path: str | Path | None = None,
-                 kv_cache: str = "dynamic"):
+                 kv_cache: str | None = None):
         self.tokenizer = load_tokenizer(tokenizer_path or model_path)
         self.tokenizer.padding_side = "left"  # decoder-only models generate after the prompt
         self.model = load_model(model_path, dtype=dtype, device=device)
         self.batch_size = batch_size
-        self.kv_cache = kv_cache
+        self.kv_cache = kv_cache or "static"  # `rollout.kv_cache` unset
         self.generator_id = generator_id
         eos = self.model.generation_config.eos_token_id
         eos = [eos] if isinstance(eos, int) else list(eos or [])
@@ -122,17 +123,11 @@ class HFEngine:
             flat.append(Completion(text, length, total, "stop" if done else "length"))
         return [flat[i : i + params.n] for i in range(0, len(flat), params.n)]
 
-    def _cache(self, length: int) -> StaticCache | None:
-        """A cache of this call's full length, or None (`generate` grows a dynamic one).
-
-        A dynamic cache concatenates every layer's keys and values at every step: a copy of
-        the whole cache per token, a fifth of a decode step on the CPU demo. A static one is
-        written in place but attends over its full length from the first step, so it pays
-        only when batches run to max_new_tokens. It is made per call so that its length is
-        this call's, not the longest any earlier call asked for (what
-        `cache_implementation="static"` would keep).
-        """
-        return StaticCache(config=self.model.config, max_cache_len=length) if self.kv_cache == "static" else None
+    def _cache(self, length: int) -> Cache | None:
+        """`static`: a cache of this call's full length, written in place (`kv_cache.py`);
+        `dynamic`: None, and `generate` grows one. Made per call so that its length is this
+        call's, not the longest any earlier call asked for."""
+        return preallocated_cache(self.model.config, length) if self.kv_cache == "static" else None
 
     def _prefill_once_per_prompt(self, enc, cache: Cache | None, n: int) -> Cache:
         """The prompts' keys and values, computed once per prompt and repeated for its n samples.
