@@ -8,6 +8,8 @@ enters training: `load_task_data` asserts the splits are disjoint.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +31,12 @@ class TaskData:
 def _read_file(path: str, field: str) -> Dataset:
     """A local .jsonl/.json/.parquet file; anything unreadable or empty is one ConfigError."""
     kind = "parquet" if path.endswith(".parquet") else "json"
+    # Read into memory through a cache of its own, removed at once: `datasets` would otherwise
+    # keep an Arrow copy of every task file of every run in ~/.cache, never removed.
+    scratch = tempfile.mkdtemp(prefix="selfloop-data-")
     try:
-        ds = load_dataset(kind, data_files=str(Path(path).expanduser()), split="train")
+        ds = load_dataset(kind, data_files=str(Path(path).expanduser()), split="train", keep_in_memory=True,
+                          cache_dir=scratch)
     except Exception as err:  # datasets wraps the parser's error in its own: report the root cause
         cause = err.__cause__ or err
         reason = " ".join(str(cause).split())[:160] or type(cause).__name__
@@ -40,6 +46,8 @@ def _read_file(path: str, field: str) -> Dataset:
             reason = _bad_json_line(Path(path).expanduser()) or reason
         raise ConfigError(f"{field}: {path} could not be read as {'Parquet' if kind == 'parquet' else 'JSON lines'} "
                           f"({reason}); give one JSON object per line (or a .parquet file)") from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return _checked_rows(ds, field, path)
 
 

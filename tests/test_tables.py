@@ -58,3 +58,15 @@ def test_take_returns_the_rows_asked_for_in_the_order_asked(tmp_path: Path, monk
     assert scored.take([]).num_rows == 0
     with pytest.raises(IndexError, match="row 11"):
         scored.take([3, 11])
+
+
+def test_task_files_leave_no_copy_in_the_datasets_cache(tmp_path: Path, monkeypatch):
+    from loop.data import _read_file
+
+    cache = tmp_path / "hf_cache"
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    task = tmp_path / "train.jsonl"
+    task.write_text('{"prompt": "1+1", "answer": "2"}\n{"prompt": "2+2", "answer": "4"}\n')
+    rows = _read_file(str(task), "data.train_file")
+    assert rows["prompt"][:] == ["1+1", "2+2"]
+    assert not cache.exists() or not any(cache.rglob("*.arrow"))
