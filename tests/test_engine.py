@@ -152,23 +152,16 @@ def test_static_and_dynamic_kv_cache_sample_the_same(tiny_model_dir):
 
 
 @pytest.mark.parametrize("kv_cache", ["dynamic", "static"])
-def test_prompt_run_once_for_its_n_samples_samples_as_generate_does(tiny_model_dir, kv_cache):
-    # The engine runs each prompt through the model once and copies its cache to its n samples;
-    # transformers' `generate` repeats each prompt n times first. Same seed, same sampling
-    # settings: the same tokens, on left-padded prompts (one of them a single token).
-    engine = HFEngine(tiny_model_dir, "round_000", batch_size=64, device="cpu", kv_cache=kv_cache)
+def test_prompt_run_once_for_its_n_samples_samples_as_running_every_row_does(tiny_model_dir, kv_cache):
+    # The engine runs each prompt through the model once and copies its cache to its n samples.
+    # Same seed with that shortcut off (`generate` then runs all n rows of every prompt): the same
+    # tokens, on left-padded prompts (one of them a single token).
+    once = HFEngine(tiny_model_dir, "round_000", batch_size=64, device="cpu", kv_cache=kv_cache)
+    every_row = HFEngine(tiny_model_dir, "round_000", batch_size=64, device="cpu", kv_cache=kv_cache)
+    every_row._prefill_once = False
     params = SamplingParams(n=4, temperature=1.0, max_new_tokens=MAX_NEW)
-    texts = [c.text for row in sample(engine, PROMPTS, params, seed=11) for c in row]
-
-    tokenizer, model = engine.tokenizer, load_model(tiny_model_dir, device="cpu")
-    enc = tokenizer(PROMPTS, return_tensors="pt", padding=True, add_special_tokens=False)
-    torch.manual_seed(11)
-    with torch.inference_mode():
-        out = model.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                             max_new_tokens=MAX_NEW, num_return_sequences=4,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-    expected = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-    assert texts == expected
+    texts = [c.text for row in sample(once, PROMPTS, params, seed=11) for c in row]
+    assert texts == [c.text for row in sample(every_row, PROMPTS, params, seed=11) for c in row]
     assert len(set(texts)) > len(PROMPTS)  # really sampled: a prompt's samples differ
 
 

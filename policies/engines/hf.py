@@ -17,6 +17,7 @@ from transformers import Cache, DynamicCache, GenerationConfig, LogitsProcessor,
 from policies.checkpoint import swap_weights
 from policies.engines.base import Completion, SamplingParams
 from policies.engines.kv_cache import preallocated_cache
+from policies.engines.sampler import InverseCDFSampler
 from policies.loading import load_model, load_tokenizer
 
 
@@ -57,7 +58,7 @@ class HFEngine:
         # `generate` fills every field our config leaves unset from the model's
         # generation_config.json (Qwen ships top_k=20, repetition_penalty=1.05, ...) and then
         # from transformers' global defaults (top_k=50): samples would not come from the policy
-        # that `sum_logprob` scores. Keep only the token ids, and state top_k off below.
+        # that `sum_logprob` scores (a repetition penalty still applies greedily). Keep only the token ids.
         # `generate` derives positions from the padding only for models that take `position_ids`;
         # the prompt-once prefill must place tokens where `generate` would, so it needs them too.
         self._prefill_once = "position_ids" in inspect.signature(self.model.forward).parameters
@@ -84,18 +85,20 @@ class HFEngine:
         """Nothing freed: weights are swapped into this model in place, so it stays loaded."""
 
     def _generation_config(self, params: SamplingParams) -> GenerationConfig:
-        sample = params.temperature > 0
+        """`generate` always runs greedily: sampling is `InverseCDFSampler`'s (`_processors`)."""
         return GenerationConfig(
             max_new_tokens=params.max_new_tokens,
-            do_sample=sample,
-            temperature=params.temperature if sample else None,
-            top_p=params.top_p if sample else None,
-            top_k=0,  # None would mean transformers' default, 50
-            num_return_sequences=params.n,
+            do_sample=False,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self._eos_ids,
             stop_strings=list(params.stop) or None,
         )
+
+    @staticmethod
+    def _processors(recorder: _LogprobRecorder, params: SamplingParams) -> LogitsProcessorList:
+        """The recorder first (it must see the policy's raw logits), then the draw, if sampling."""
+        draw = [InverseCDFSampler(params.temperature, params.top_p)] if params.temperature > 0 else []
+        return LogitsProcessorList([recorder, *draw])
 
     @torch.inference_mode()
     def _generate_batch(self, prompts: list[str], params: SamplingParams) -> list[list[Completion]]:
@@ -105,10 +108,13 @@ class HFEngine:
         cache = self._cache(enc["input_ids"].shape[1] + params.max_new_tokens)
         if self._prefill_once and params.n > 1 and enc["input_ids"].shape[1] > 1:
             cache = self._prefill_once_per_prompt(enc, cache, params.n)
+        # Each prompt's n rows side by side, as `num_return_sequences` would lay them out
+        # (greedy `generate` refuses that option; the draw is ours).
+        rows = {key: value.repeat_interleave(params.n, dim=0) for key, value in enc.items()}
         sequences = self.model.generate(
-            **enc,
+            **rows,
             generation_config=self._generation_config(params),
-            logits_processor=LogitsProcessorList([recorder]),
+            logits_processor=self._processors(recorder, params),
             cache=cache,
             tokenizer=self.tokenizer if params.stop else None,
         )
