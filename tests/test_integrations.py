@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from datasets import Dataset
 
@@ -88,7 +89,9 @@ def test_star_round_runs_end_to_end(tmp_path: Path):
     assert metrics["star/unsolved_prompts"] > 0
     hinted = Dataset.from_parquet([str(p) for p in sorted((round_dir / "rationalize").glob("shard_*.parquet"))])
     assert all("(answer " in text for text in hinted["prompt_text"])
-    examples = Dataset.from_parquet(str(round_dir / "train" / "examples.parquet"))
+    # (A round of the random tiny model may keep nothing: pyarrow reads an empty file, datasets refuses it.
+    # That rationales are kept under the plain prompt is test_star_trains_on_rationales_without_the_hint's.)
+    examples = pq.read_table(round_dir / "train" / "examples.parquet").to_pydict()
     assert not any("(answer " in p for p in examples["prompt"])
 
 
