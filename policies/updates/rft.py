@@ -23,16 +23,20 @@ from rewards import passes
 
 
 def select_accepted(scored: ScoredRollouts, threshold: float, max_per_prompt: int, dedup: bool,
-                    band: DifficultyBand | None = None) -> tuple[list[int], dict]:
+                    band: DifficultyBand | None = None,
+                    counts: dict[str, list[int]] | None = None) -> tuple[list[int], dict]:
     """Row indices to train on, in rollout order, and counts of what each rule dropped.
 
     With a difficulty `band`, prompts whose pass rate (share of their samples at or above
     `threshold`) lies outside [lo, hi] are dropped whole: all-solved prompts teach little,
     never-solved ones give nothing right to learn from. One streaming pass per rule that
     needs the whole round: the band's per-prompt pass counts first, then the selection,
-    which remembers only a digest of each kept completion.
+    which remembers only a digest of each kept completion. A caller that already holds the
+    band's `counts` (`pass_counts` at the same threshold) passes them and saves that pass.
     """
-    out_of_band = _outside_band(pass_counts(scored, threshold), band) if band is not None else set()
+    if band is not None and counts is None:
+        counts = pass_counts(scored, threshold)
+    out_of_band = _outside_band(counts, band) if band is not None else set()
     kept, seen, per_prompt = [], set(), Counter()
     dropped = Counter()
     for i, pid, reward, text in scored.rows(["prompt_id", "reward", "completion"]):
@@ -90,7 +94,10 @@ def filter_metrics(scored: ScoredRollouts, kept: list[int], dropped: dict) -> di
 
 def difficulty_accept_rate(scored: ScoredRollouts, threshold: float, band: DifficultyBand) -> float:
     """Share of prompts whose pass rate lies inside the band."""
-    counts = pass_counts(scored, threshold)
+    return _inside_band_share(pass_counts(scored, threshold), band)
+
+
+def _inside_band_share(counts: dict[str, list[int]], band: DifficultyBand) -> float:
     return 1 - len(_outside_band(counts, band)) / max(len(counts), 1)
 
 
@@ -108,10 +115,11 @@ class RFT:
 
     def build_examples(self, scored: ScoredRollouts, ctx: BuildContext) -> tuple[Dataset, dict[str, float]]:
         cfg = self.cfg
-        kept, dropped = select_accepted(scored, cfg.threshold, cfg.max_per_prompt, cfg.dedup, cfg.difficulty)
+        counts = pass_counts(scored, cfg.threshold) if cfg.difficulty is not None else None  # one pass for both uses
+        kept, dropped = select_accepted(scored, cfg.threshold, cfg.max_per_prompt, cfg.dedup, cfg.difficulty, counts)
         metrics = filter_metrics(scored, kept, dropped)
         if cfg.difficulty is not None:
-            metrics["filter/difficulty/accept_rate"] = difficulty_accept_rate(scored, cfg.threshold, cfg.difficulty)
+            metrics["filter/difficulty/accept_rate"] = _inside_band_share(counts, cfg.difficulty)
         return to_examples(scored, kept), metrics
 
     def train(self, job: TrainJob, num_processes: int, callbacks: tuple = ()) -> TrainResult:
