@@ -17,6 +17,7 @@ import shutil
 import socket
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,22 +29,27 @@ pytestmark = pytest.mark.filterwarnings("ignore:code execution is NOT sandboxed"
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
 LIMITS = Limits(timeout_s=1.0, memory_mb=256, max_processes=16, max_file_mb=8, tmp_mb=32)
+# Attacks that must end at a resource limit (memory, file size, tmpfs) get a clock they
+# cannot reach first: on a loaded CI machine, filling 256 MB once took over a second.
+PATIENT_TIMEOUT_S = 20.0
 NORMAL = "def solved():\n    return True\n"
 ISOLATIONS = [pytest.param("bwrap", marks=needs_bwrap), "rlimits"]
 
 
 @pytest.fixture(scope="module")
 def rewards() -> dict[str, CodeReward]:
-    """One reward per isolation, built once: the bwrap one refuses to fall back."""
+    """One reward per isolation (and a patient twin of each), built once: the bwrap ones
+    refuse to fall back."""
     built = {}
     for isolation in ("bwrap", "rlimits"):
-        executor = LocalExecutor(LIMITS, use_bwrap=isolation == "bwrap")
-        built[isolation] = CodeReward(executor=executor, workers=1)
+        for patient, limits in ((False, LIMITS), (True, replace(LIMITS, timeout_s=PATIENT_TIMEOUT_S))):
+            executor = LocalExecutor(limits, use_bwrap=isolation == "bwrap")
+            built[isolation, patient] = CodeReward(executor=executor, workers=1)
     return built
 
 
-def reward_for(rewards: dict[str, CodeReward], isolation: str) -> CodeReward:
-    reward = rewards[isolation]
+def reward_for(rewards: dict, isolation: str, patient: bool = False) -> CodeReward:
+    reward = rewards[isolation, patient]
     if isolation == "bwrap":
         probe = reward.executor.run("print('ok')")
         if not probe.ok:
@@ -61,7 +67,9 @@ def assert_contained(reward: CodeReward, attack: str, *reason_parts: str, max_s:
     assert verdict.reason
     assert any(part in verdict.reason for part in reason_parts), verdict.reason
     assert elapsed < max_s, f"took {elapsed:.1f}s"
-    assert reward.verdicts(["p"], [NORMAL], tests=[["assert solved()"]])[0].score == 1.0
+    # The sandbox is healthy again; a generous clock, so a busy machine cannot fail this.
+    healthy = reward.verdicts(["p"], [NORMAL], tests=[["assert solved()"]], time_limit=[PATIENT_TIMEOUT_S])[0]
+    assert healthy.score == 1.0, healthy
     return verdict
 
 
@@ -85,15 +93,16 @@ def test_ignoring_sigterm_does_not_survive_the_kill(rewards, isolation):
 @pytest.mark.parametrize("isolation", ISOLATIONS)
 def test_memory_bomb_hits_the_address_space_limit(rewards, isolation):
     attack = "hoard = []\nwhile True:\n    hoard.append(bytearray(10 * 1024 * 1024))"
-    assert_contained(reward_for(rewards, isolation), attack, "MemoryError")
-    assert_contained(reward_for(rewards, isolation), "block = bytearray(8 * 1024 ** 3)", "MemoryError")
+    reward = reward_for(rewards, isolation, patient=True)
+    assert_contained(reward, attack, "MemoryError", max_s=PATIENT_TIMEOUT_S)
+    assert_contained(reward, "block = bytearray(8 * 1024 ** 3)", "MemoryError", max_s=PATIENT_TIMEOUT_S)
 
 
 @pytest.mark.parametrize("isolation", ISOLATIONS)
 def test_filling_the_disk_stops_at_the_file_size_limit(rewards, isolation):
     free_before = shutil.disk_usage("/").free
     attack = "with open('huge.bin', 'wb') as f:\n    while True:\n        f.write(b'x' * (1 << 20))"
-    assert_contained(reward_for(rewards, isolation), attack, "File too large")
+    assert_contained(reward_for(rewards, isolation, patient=True), attack, "File too large", max_s=PATIENT_TIMEOUT_S)
     assert free_before - shutil.disk_usage("/").free < 200 << 20
 
 
@@ -104,9 +113,10 @@ def test_filling_the_disk_with_many_files_stops_at_the_tmpfs_size(rewards):
         "i = 0\nwhile True:\n"
         "    with open(f'part{i}.bin', 'wb') as f:\n        f.write(b'x' * (7 << 20))\n    i += 1"
     )
-    assert_contained(reward_for(rewards, "bwrap"), attack, "No space left on device")
+    reward = reward_for(rewards, "bwrap", patient=True)
+    assert_contained(reward, attack, "No space left on device", max_s=PATIENT_TIMEOUT_S)
     shm_attack = attack.replace("f'part{i}.bin'", "f'/dev/shm/part{i}.bin'")
-    assert_contained(reward_for(rewards, "bwrap"), shm_attack, "No space left on device")
+    assert_contained(reward, shm_attack, "No space left on device", max_s=PATIENT_TIMEOUT_S)
     assert free_before - shutil.disk_usage("/").free < 200 << 20
 
 
