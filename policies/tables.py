@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Dataset, Features
@@ -84,25 +85,30 @@ class ScoredRollouts:
 
     def take(self, indices: Sequence[int], columns: list[str] | None = None) -> Dataset:
         """The rows at `indices`, in that order (repeats allowed), as an in-memory `Dataset`."""
-        wanted = sorted(set(indices))
-        pieces, start, j = [], 0, 0
-        for batch in self._batches(columns):
-            end, local = start + batch.num_rows, []
-            while j < len(wanted) and wanted[j] < end:
-                local.append(wanted[j] - start)
-                j += 1
-            if local:
+        return Dataset(self.take_table(indices, columns))
+
+    def take_table(self, indices: Sequence[int], columns: list[str] | None = None) -> pa.Table:
+        """`take` as an Arrow table. Indices are held as one int64 array (8 bytes a row kept),
+        and batches past the last wanted row are not read."""
+        order = np.asarray(indices, dtype=np.int64).reshape(-1)
+        in_file_order = bool((order[1:] > order[:-1]).all())  # the filters' case: no reordering copy
+        wanted = order if in_file_order else np.unique(order)
+        if wanted.size and not (0 <= wanted[0] and wanted[-1] < self.num_rows):
+            bad = wanted[0] if wanted[0] < 0 else wanted[-1]
+            raise IndexError(f"row {bad} is outside the {self.num_rows} rows")
+        pieces, start = [], 0
+        for batch in self._batches(columns) if wanted.size else ():
+            end = start + batch.num_rows
+            lo, hi = np.searchsorted(wanted, [start, end])
+            if hi > lo:
                 batch = batch if columns is None else batch.select(columns)
-                pieces.append(batch.take(pa.array(local, pa.int64())))
+                pieces.append(batch.take(pa.array(wanted[lo:hi] - start)))
+            if hi == wanted.size:
+                break
             start = end
-        if j < len(wanted):
-            raise IndexError(f"row {wanted[j]} is past the last of {self.num_rows} rows")
         schema = self.schema if columns is None else _column_subset(self.schema, columns)
         table = pa.Table.from_batches(pieces, schema=schema)
-        if list(indices) == wanted:  # rows in file order, each once (the filters' case): no reordering copy
-            return Dataset(table)
-        position = {row: k for k, row in enumerate(wanted)}
-        return Dataset(table.take(pa.array([position[i] for i in indices], pa.int64())))
+        return table if in_file_order else table.take(pa.array(np.searchsorted(wanted, order)))
 
 
 def _column_subset(schema: pa.Schema, columns: list[str]) -> pa.Schema:

@@ -58,6 +58,19 @@ def test_take_returns_the_rows_asked_for_in_the_order_asked(tmp_path: Path, monk
     assert scored.take([]).num_rows == 0
     with pytest.raises(IndexError, match="row 11"):
         scored.take([3, 11])
+    with pytest.raises(IndexError, match="row -1"):
+        scored.take([-1, 3])
+
+
+def test_take_stops_reading_after_the_last_row_it_wants(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(tables, "BATCH_ROWS", 4)
+    write_rows(tmp_path / "scored.parquet", 11)
+    scored = ScoredRollouts.open(tmp_path / "scored.parquet")
+    read = []
+    batches = scored._batches
+    scored._batches = lambda columns: (read.append(b.num_rows) or b for b in batches(columns))
+    assert scored.take([1, 5])["completion"][:] == ["c1", "c5"]
+    assert read == [4, 4]  # the third batch (rows 8-10) was never decoded
 
 
 def test_task_files_leave_no_copy_in_the_datasets_cache(tmp_path: Path, monkeypatch):

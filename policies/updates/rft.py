@@ -44,7 +44,7 @@ def select_accepted(scored: ScoredRollouts, threshold: float, max_per_prompt: in
             dropped["below_threshold"] += 1
         elif pid in out_of_band:
             dropped["out_of_band"] += 1
-        elif dedup and (key := (pid, completion_key(text))) in seen:
+        elif dedup and (key := _prompt_completion_key(pid, text)) in seen:
             dropped["duplicate"] += 1
         elif per_prompt[pid] >= max_per_prompt:
             dropped["over_cap"] += 1
@@ -75,12 +75,23 @@ def completion_key(text: str) -> bytes:
     return hashlib.blake2b(text.strip().encode(), digest_size=16).digest()
 
 
+def _prompt_completion_key(pid: str, text: str) -> bytes:
+    """(prompt, completion) identity in one 16-byte digest: the dedup set holds one small
+    object per kept sample, not a tuple of two. The prompt id is length-prefixed, so no
+    (id, text) pair can spell another."""
+    return hashlib.blake2b(f"{len(pid)}:{pid}{text.strip()}".encode(), digest_size=16).digest()
+
+
 def filter_metrics(scored: ScoredRollouts, kept: list[int], dropped: dict) -> dict[str, float]:
-    kept_rows, prompts, solved = set(kept), set(), set()
+    """The filter's figures; `kept` in rollout order, as `select_accepted` returns it."""
+    prompts, solved = set(), set()
+    upcoming = iter(kept)
+    next_kept = next(upcoming, None)
     for i, pid in scored.rows(["prompt_id"]):
         prompts.add(pid)
-        if i in kept_rows:
+        if i == next_kept:
             solved.add(pid)
+            next_kept = next(upcoming, None)
     total = max(len(scored), 1)
     metrics = {
         "rollout/prompt_solve_rate": len(solved) / max(len(prompts), 1),
@@ -103,8 +114,9 @@ def _inside_band_share(counts: dict[str, list[int]], band: DifficultyBand) -> fl
 
 def to_examples(scored: ScoredRollouts, rows: list[int]) -> Dataset:
     """The kept rows as SFT examples, column by column in Arrow (no per-row Python objects)."""
-    picked = scored.take(rows, ["prompt_text", "completion", "prompt_id"])
-    return picked.rename_column("prompt_text", "prompt").cast(SFT_EXAMPLE)
+    picked = scored.take_table(rows, ["prompt_text", "completion", "prompt_id"])
+    # Renamed and cast in Arrow: `Dataset.cast` would copy the table through `map`.
+    return Dataset(picked.rename_columns(list(SFT_EXAMPLE)).cast(SFT_EXAMPLE.arrow_schema))
 
 
 class RFT:
