@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 import math
+import random
 
 import numpy as np
 import pytest
@@ -39,6 +40,23 @@ def test_self_bleu_reads_a_seeded_subsample_of_fixed_size():
     texts = ["the same words every time"] * 100 + [f"w{i} x{i * 3} y{i * 7} z{i * 11} v{i}" for i in range(100)]
     assert div.self_bleu(texts, size=8, seed=1) == div.self_bleu(texts, size=8, seed=1)
     assert div.self_bleu(texts, size=8, seed=1) != div.self_bleu(texts, size=8, seed=2)
+
+
+def test_self_bleu_equals_sacrebleus_sentence_score_against_the_others():
+    """The one-pass computation gives what sacreBLEU's public per-text call gives: texts with
+    shared, repeated and unique n-grams, exact copies (the largest count held twice), a text
+    of one word, an empty one, a tokenized period."""
+    from sacrebleu.metrics import BLEU
+
+    rng = random.Random(0)
+    vocab = ["3+5=8", "8+2=10", "The", "answer", "is", "10.", "so", "we", "add", "carry", "1"]
+    texts = [" ".join(rng.choice(vocab) for _ in range(rng.randint(3, 30))) for _ in range(24)]
+    texts += [texts[0], texts[0], "answer", "", "The answer is 10 .", "so so so so so so"]
+    for seed, size in ((0, 30), (1, 8), (2, 2)):
+        picked = random.Random(seed).sample(texts, size)
+        bleu = BLEU(effective_order=True)
+        expected = [bleu.sentence_score(h, picked[:i] + picked[i + 1 :]).score for i, h in enumerate(picked)]
+        assert div.self_bleu(texts, size=size, seed=seed) == pytest.approx(sum(expected) / len(expected), abs=1e-9)
 
 
 def test_answer_stats_identical_share_and_nll():
@@ -90,7 +108,12 @@ def test_other_pooling_layouts_are_left_to_sentence_transformers(tmp_path):
 
 
 def test_an_embedding_model_that_cannot_load_is_reported_once_and_skipped(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no network here: a hub id cannot be fetched
+    # No network here: a hub id cannot be fetched. The constant too, as huggingface_hub read
+    # the variable when an earlier test imported it (else: 70 s of connection retries).
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     warnings = []
     embedder = Embedder("no-such-org/no-such-model", warnings.append)
     assert embedder.encode(["a"]) is None and embedder.encode(["b"]) is None

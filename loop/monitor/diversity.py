@@ -39,15 +39,61 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
 
 def self_bleu(texts: Sequence[str], size: int, seed: int) -> float:
     """Mean sacreBLEU of each text against all the others (Zhu et al. 2018), on a seeded
-    subsample of `size` texts so its cost does not grow with the round. 100 = all identical."""
+    subsample of `size` texts so its cost does not grow with the round. 100 = all identical.
+
+    The scores are sacreBLEU's `sentence_score(text, others)` (tested), computed in one pass:
+    each text is tokenized and its n-grams counted once, and a text's clipping counts (the
+    largest count of each n-gram among its references, the others) are read from the two
+    largest counts over all texts. Calling `sentence_score` per text re-reads every other
+    text each time: quadratic, and the larger part of a round's filter phase.
+    """
     from sacrebleu.metrics import BLEU
+    from sacrebleu.metrics.helpers import extract_all_word_ngrams
 
     if len(texts) < 2:
         return NAN
     picked = random.Random(seed).sample(list(texts), min(size, len(texts)))
     bleu = BLEU(effective_order=True)  # short texts: score the n-gram orders they have
-    scores = [bleu.sentence_score(h, picked[:i] + picked[i + 1 :]).score for i, h in enumerate(picked)]
+    segments = [bleu._preprocess_segment(text) for text in picked]
+    counted = [extract_all_word_ngrams(segment, 1, bleu.max_ngram_order) for segment in segments]
+    top_two = _top_two_counts([grams for grams, _ in counted])
+    lengths = [length for _, length in counted]
+    scores = []
+    for i, segment in enumerate(segments):
+        references = {"ref_ngrams": _CountsOfOthers(top_two, i), "ref_lens": lengths[:i] + lengths[i + 1 :]}
+        stats = bleu._compute_segment_statistics(segment, references)
+        scores.append(bleu._aggregate_and_compute([stats]).score)
     return sum(scores) / len(scores)
+
+
+def _top_two_counts(per_text: Sequence[Counter]) -> dict[tuple, list[int]]:
+    """n-gram -> [largest count, the text holding it, second largest count (0 if none)]."""
+    top: dict[tuple, list[int]] = {}
+    for i, grams in enumerate(per_text):
+        for gram, count in grams.items():
+            entry = top.get(gram)
+            if entry is None:
+                top[gram] = [count, i, 0]
+            elif count > entry[0]:
+                entry[:] = [count, i, entry[0]]
+            elif count > entry[2]:
+                entry[2] = count
+    return top
+
+
+class _CountsOfOthers:
+    """The largest count of each n-gram among all texts but text `i`, as sacreBLEU's merged
+    reference counts (it asks `gram in refs` and `refs[gram]`)."""
+
+    def __init__(self, top_two: dict[tuple, list[int]], i: int):
+        self.top_two, self.i = top_two, i
+
+    def __contains__(self, gram: tuple) -> bool:
+        return gram in self.top_two
+
+    def __getitem__(self, gram: tuple) -> int:
+        largest, holder, second = self.top_two[gram]
+        return second if holder == self.i else largest
 
 
 def embedding_diversity(embeddings: np.ndarray, groups: Sequence[Sequence[int]]) -> dict[str, float]:
