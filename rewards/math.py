@@ -137,7 +137,8 @@ class MathReward:
             raise ValueError(
                 f"got {len(completions)} completions but {len(reference_answer)} reference answers"
             )
-        first_pass = [self._judge_directly(c, r) for c, r in zip(completions, reference_answer)]
+        golds: dict[str | None, _Gold] = {}  # n samples share a reference: read it once
+        first_pass = [self._judge_directly(c, _gold_of(r, golds)) for c, r in zip(completions, reference_answer)]
         checks = {(item.pred, item.gold) for item in first_pass if isinstance(item, _SymbolicCheck)}
         results = self._check_symbolically(sorted(checks))
         return [
@@ -149,12 +150,11 @@ class MathReward:
         """Score one completion (string or message list) against one reference answer."""
         return self.verdicts(["q"], [completion], reference_answer=[reference])[0]
 
-    def _judge_directly(self, completion: Any, reference: Any) -> Verdict | _SymbolicCheck:
+    def _judge_directly(self, completion: Any, reference: _Gold) -> Verdict | _SymbolicCheck:
         """The verdict when no symbolic check is needed, else the check to run."""
-        gold = _reference_text(reference)
+        gold, parts = reference.text, reference.parts
         if gold.lower() in _MISSING:
             return Verdict(None, "missing reference answer")
-        parts = _count_parts(gold)
         text = completion_text(completion)
         found = find_answer(final_text(text), self.rules, parts=parts)
         if found is None:
@@ -162,10 +162,10 @@ class MathReward:
             return Verdict(0.0, "no answer after the reasoning" if thought else "no answer found")
         pred = normalize_answer(found.text)
         where = f"({found.rule})"
-        pred_letters, gold_letters = _letters(pred), _letters(gold)
+        pred_letters, gold_letters = _letters(pred), reference.letters
         if pred_letters and gold_letters and len(pred_letters) + len(gold_letters) > 2:
             return _compared(pred_letters == gold_letters, pred, gold, where)
-        gold_choice = _choice(gold)
+        gold_choice = reference.choice
         if gold_choice is not None:
             pred_choice = _choice(pred)
             if pred_choice is not None:
@@ -176,14 +176,14 @@ class MathReward:
             pred = _THOUSANDS_COMMA.sub(lambda m: m.group().replace(",", ""), pred)
         if pred == gold:
             return Verdict(1.0, f"answer {_preview(pred)} {where} matches the reference exactly")
-        pred_number, gold_number = as_number(pred), as_number(gold)
+        pred_number, gold_number = as_number(pred), reference.number
         if pred_number is not None and gold_number is not None:
             (pred_variable, pred_value), (gold_variable, gold_value) = pred_number, gold_number
             # "x = 5" answers "5", but not "y = 5".
             same_variable = pred_variable == gold_variable or None in (pred_variable, gold_variable)
             same_value = same_number(pred_value, gold_value, self.precision)
             return _compared(same_value and same_variable, pred, gold, where)
-        pred_words, gold_words = _as_words(pred), _as_words(gold)
+        pred_words, gold_words = _as_words(pred), reference.words
         if pred_words is not None and gold_words is not None:
             return _compared(pred_words == gold_words, pred, gold, where)
         if len(pred) > MAX_ANSWER_CHARS:
@@ -269,6 +269,25 @@ def normalize_answer(text: str) -> str:
             text = "-" + text[1:]
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
     return text.replace("\\boldsymbol{", "\\mathbf{").replace("\\text{\\$}", "\\$")
+
+
+class _Gold(NamedTuple):
+    """What a reference answer is, read once per batch: its text and the forms it is compared in."""
+
+    text: str
+    parts: int
+    letters: list[str] | None
+    choice: str | None
+    number: Any
+    words: str | None
+
+
+def _gold_of(reference: Any, seen: dict[str | None, _Gold]) -> _Gold:
+    key = None if reference is None else str(reference)
+    if key not in seen:
+        text = _reference_text(reference)
+        seen[key] = _Gold(text, _count_parts(text), _letters(text), _choice(text), as_number(text), _as_words(text))
+    return seen[key]
 
 
 def _reference_text(reference: Any) -> str:
