@@ -62,13 +62,16 @@ def test_take_returns_the_rows_asked_for_in_the_order_asked(tmp_path: Path, monk
         scored.take([-1, 3])
 
 
-def test_take_stops_reading_after_the_last_row_it_wants(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(tables, "BATCH_ROWS", 4)
-    write_rows(tmp_path / "scored.parquet", 11)
-    scored = ScoredRollouts.open(tmp_path / "scored.parquet")
+def test_take_stops_reading_after_the_last_row_it_wants(tmp_path: Path):
+    table = write_rows(tmp_path / "scored.parquet", 11).with_format("arrow")[:]
     read = []
-    batches = scored._batches
-    scored._batches = lambda columns: (read.append(b.num_rows) or b for b in batches(columns))
+
+    def batches(columns):  # a source that records each batch it hands out
+        for batch in table.select(columns or table.column_names).to_batches(4):
+            read.append(batch.num_rows)
+            yield batch
+
+    scored = ScoredRollouts(batches, table.schema, table.num_rows)
     assert scored.take([1, 5])["completion"][:] == ["c1", "c5"]
     assert read == [4, 4]  # the third batch (rows 8-10) was never decoded
 
