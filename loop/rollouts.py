@@ -96,7 +96,7 @@ def score_shards(rollout_files: list[Path], out_path: Path, rewards: list[Weight
     rows. Peak memory is one batch of rows plus the rewards' own state, whatever the row count.
     A killed call leaves no `out_path` and is simply run again.
     """
-    totals, preview, writer, pending = _ScoreTotals(), [], None, []
+    totals, preview, writer, pending, pending_rows = _ScoreTotals(), [], None, [], 0
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
     os.close(fd)
@@ -114,9 +114,10 @@ def score_shards(rollout_files: list[Path], out_path: Path, rewards: list[Weight
                 # Shards are small (a few hundred rows): one row group each would make the
                 # file's footer, held in memory while writing, grow with the round.
                 pending.append(table)
-                if sum(t.num_rows for t in pending) >= batch_rows:
+                pending_rows += table.num_rows
+                if pending_rows >= batch_rows:
                     writer.write_table(pa.concat_tables(pending))
-                    pending = []
+                    pending, pending_rows = [], 0
                 if len(preview) < preview_rows:
                     preview += table.slice(0, preview_rows - len(preview)).to_pylist()
         if writer is None:  # no rollouts: an empty table with the columns it would have had

@@ -18,10 +18,9 @@ from policies.atomic import atomic_dir, save_parquet
 from policies.updates.config import UpdateConfig
 from policies.launch import train
 from policies.training import TrainJob, TrainResult
-from policies.tables import ScoredRollouts
+from policies.tables import ScoredRollouts, read_parquet
 from policies.updates.base import BuildContext
 from policies.updates.rft import filter_metrics, select_accepted
-from policies.tables import read_parquet
 
 
 class ReST:

@@ -44,7 +44,7 @@ def select_accepted(scored: ScoredRollouts, threshold: float, max_per_prompt: in
             dropped["below_threshold"] += 1
         elif pid in out_of_band:
             dropped["out_of_band"] += 1
-        elif dedup and (key := _prompt_completion_key(pid, text)) in seen:
+        elif dedup and (key := completion_key(text, pid)) in seen:
             dropped["duplicate"] += 1
         elif per_prompt[pid] >= max_per_prompt:
             dropped["over_cap"] += 1
@@ -70,16 +70,12 @@ def _outside_band(counts: dict[str, list[int]], band: DifficultyBand) -> set[str
     return {pid for pid, (n, passed) in counts.items() if not band.lo <= passed / n <= band.hi}
 
 
-def completion_key(text: str) -> bytes:
-    """A completion's identity for dedup (whitespace at the ends ignored), in 16 bytes."""
-    return hashlib.blake2b(text.strip().encode(), digest_size=16).digest()
-
-
-def _prompt_completion_key(pid: str, text: str) -> bytes:
-    """(prompt, completion) identity in one 16-byte digest: the dedup set holds one small
-    object per kept sample, not a tuple of two. The prompt id is length-prefixed, so no
-    (id, text) pair can spell another."""
-    return hashlib.blake2b(f"{len(pid)}:{pid}{text.strip()}".encode(), digest_size=16).digest()
+def completion_key(text: str, prompt_id: str = "") -> bytes:
+    """A completion's identity for dedup (whitespace at the ends ignored), in 16 bytes; with
+    `prompt_id`, its identity among that prompt's samples (one small object per kept sample
+    in the dedup set, not a tuple). The id is length-prefixed, so no (id, text) pair can
+    spell another."""
+    return hashlib.blake2b(f"{len(prompt_id)}:{prompt_id}{text.strip()}".encode(), digest_size=16).digest()
 
 
 def filter_metrics(scored: ScoredRollouts, kept: list[int], dropped: dict) -> dict[str, float]:
