@@ -66,7 +66,7 @@ def measure(rollout_dir: Path, work_dir: Path) -> dict:
     """One round's reward and filter phases, as the loop runs them; figures as a dict."""
     import yaml
 
-    from loop.rollouts import score_shards
+    from loop.scoring import score_shards
     from policies.atomic import save_parquet
     from policies.tables import ScoredRollouts
     from policies.updates.rft import filter_metrics, select_accepted, to_examples

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from datasets import Dataset, concatenate_datasets
@@ -32,7 +33,9 @@ from loop.monitor.monitor import Monitor
 from loop.tasks import curriculum_pool
 from loop.progress import BarCallback, phase_bar
 from loop.retention import prune_old_policies, prune_trainer_checkpoints
-from loop.rollouts import generate_shards, level_pass_rate, score, score_shards, seed_for
+from loop.rollouts import generate_shards, level_pass_rate, seed_for
+from loop.scorer import BackgroundScorer
+from loop.scoring import score, score_shards
 from loop.rundir import RunDir, RunState
 from loop.tracking import Tracker
 from policies.engines import RolloutEngine, SamplingParams, build_engine
@@ -65,6 +68,9 @@ class Loop:
         self.teacher: RolloutEngine | None = None  # `teacher:` distillation, loaded on first use
         self.data: TaskData | None = None
         self.monitor = Monitor(cfg.monitor, run.path, cfg.seed, lambda line: console.print(f"[yellow]{line}[/yellow]"))
+        # Distillation scores the student's and the teacher's rows as one table, in process.
+        background = cfg.teacher is None and BackgroundScorer.supports(cfg.rewards, self.rewards)
+        self.scorer = BackgroundScorer(cfg.rewards, self.rewards) if background else None
 
     # --- driver ---------------------------------------------------------------------------
     def run_all(self) -> None:
@@ -75,12 +81,16 @@ class Loop:
         # Collected first, so that no garbage is frozen with them.
         gc.collect()
         gc.freeze()
-        for r in range(self.state.round, self.cfg.rounds + 1):
-            for phase in self._phases(r):
-                if not self._done(r, phase):
-                    self._run_phase(r, phase)
-            self._finish_round(r)
-            self._check_alarms(r)
+        try:
+            for r in range(self.state.round, self.cfg.rounds + 1):
+                for phase in self._phases(r):
+                    if not self._done(r, phase):
+                        self._run_phase(r, phase)
+                self._finish_round(r)
+                self._check_alarms(r)
+        finally:
+            if self.scorer is not None:
+                self.scorer.close()
         self.state.done = True
         self.run.save_state(self.state)
 
@@ -176,7 +186,8 @@ class Loop:
             prompts, metrics = concatenate_datasets([prompts, grown.cast(prompts.features)]), metrics | growth_metrics
         metrics["rollout/prompts"] = float(len(prompts))
         teacher = self.cfg.teacher
-        student = None if teacher and teacher.mode == "all" else self._sample(r, prompts, "rollouts")
+        on_shard = self.scorer.submit if self.scorer is not None else (lambda path: None)
+        student = None if teacher and teacher.mode == "all" else self._sample(r, prompts, "rollouts", on_shard=on_shard)
         if teacher is None:
             return metrics | {"rollout/samples": float(sum(parquet_rows(shard) for shard in student))}
         rollouts, student_prompts = self._distill(r, prompts, student)
@@ -206,13 +217,14 @@ class Loop:
             self._sample(r, prompts.filter(lambda row: row["prompt_id"] in failed), TEACHER_DIR, self._teacher_engine())
         return self._load_rollouts(r), len(prompts) - len(failed)
 
-    def _sample(self, r: int, prompts: Dataset, name: str, engine: RolloutEngine | None = None) -> list[Path]:
+    def _sample(self, r: int, prompts: Dataset, name: str, engine: RolloutEngine | None = None,
+                on_shard: Callable[[Path], None] = lambda path: None) -> list[Path]:
         """The round's samples of `prompts` as shard files under `round_dir/name` (finished ones kept)."""
         ro = self.cfg.rollout
         params = SamplingParams(ro.n, ro.temperature, ro.top_p, ro.max_new_tokens, tuple(ro.stop))
         with phase_bar(self.console, name[:10], total=len(prompts)) as bar:
             return generate_shards(engine or self.engine, prompts, params, self.run.round_dir(r) / name,
-                                   ro.prompts_per_shard, self.cfg.seed, r, bar.advance)
+                                   ro.prompts_per_shard, self.cfg.seed, r, bar.advance, on_shard)
 
     def _reward(self, r: int) -> dict:
         # The shards are a cache of a seeded computation: a deleted or truncated one is made
@@ -224,7 +236,10 @@ class Loop:
             shards = [self.run.round_dir(r) / "rollouts_with_teacher.parquet"]
             save_parquet(self._load_rollouts(r), shards[0])
         rows = self.cfg.tracking.table_rows
-        preview, metrics = score_shards(shards, self._scored_path(r), self.rewards, preview_rows=rows)
+        if self.scorer is not None:  # most of it already scored while the round was generated
+            preview, metrics = self.scorer.finish(shards, self._scored_path(r), preview_rows=rows)
+        else:
+            preview, metrics = score_shards(shards, self._scored_path(r), self.rewards, preview_rows=rows)
         self.tracker.log_rollouts(_table_rows(preview), step=r)
         return metrics
 

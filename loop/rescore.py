@@ -29,7 +29,7 @@ from datasets import Dataset
 
 from loop.config import ConfigError, LoopConfig, read_yaml_file, to_dict, validate
 from loop.preflight import check_wandb_credentials
-from loop.rollouts import score
+from loop.scoring import score
 from loop.rundir import RunDir, RunState
 from loop.tracking import make_tracker
 from policies.atomic import save_parquet, write_json, write_yaml

@@ -129,7 +129,7 @@ def test_config_rejects_duplicate_rewards_without_labels_and_unknown_eval_verifi
 def test_filter_stack_metrics_in_a_scored_rollout_table():
     from datasets import Dataset
 
-    from loop.rollouts import score
+    from loop.scoring import score
 
     rollouts = Dataset.from_dict({
         "prompt_text": ["Q"] * 4, "completion": ["The answer is 4.", "4", "The answer is 3.", "The answer is 4."],

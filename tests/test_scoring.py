@@ -1,4 +1,4 @@
-"""Scoring a round's rollouts in bounded batches (`loop.rollouts.score_shards`): the file and
+"""Scoring a round's rollouts in bounded batches (`loop.scoring.score_shards`): the file and
 the metrics are exactly those of scoring every row at once, with the real demo rewards."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from datasets import Dataset, concatenate_datasets
 
-from loop.rollouts import score, score_shards
+from loop.scoring import score, score_shards
 from policies.atomic import save_parquet
 from policies.schema import ROLLOUT
 from rewards import WeightedReward, build_reward

@@ -48,14 +48,15 @@ class NearDupIndex:
     """An LSH index over kept completions' signatures; `admit` keeps a text only if it is new."""
 
     def __init__(self, threshold: float, num_perm: int):
-        from datasketch import MinHash, MinHashLSH
+        from datasketch import MinHashLSH
 
         self.threshold, self.num_perm = threshold, num_perm
         self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-        # A MinHash made without them draws its permutations anew (~0.2 ms); the index only
-        # compares hash values, so every wrapper shares one set.
-        self._permutations = MinHash(num_perm=num_perm, scheme=_SCHEME).permutations
-        self._signatures: list[np.ndarray] = []
+        # Keys grow in insertion order and are never reused, so "oldest" is the smallest key
+        # whatever was removed in between.
+        self._signatures: dict[int, np.ndarray] = {}
+        self._next_key = 0
+        self._admitted: dict[int, int] = {}  # the last `admit`'s inserts: position -> key
 
     def add(self, signatures: np.ndarray) -> None:
         for row in signatures:
@@ -63,26 +64,29 @@ class NearDupIndex:
 
     def admit(self, signatures: np.ndarray) -> tuple[list[bool], int, int]:
         """Keep mask in order, and how many were near-copies of earlier rounds / of this round."""
-        earlier = len(self._signatures)
+        earlier = self._next_key
         keep, of_earlier, of_round = [], 0, 0
-        for row in signatures:
+        self._admitted = {}
+        for position, row in enumerate(signatures):
             match = self._nearest_copy(row)
             keep.append(match is None)
             if match is None:
-                self._insert(row)
+                self._admitted[position] = self._insert(row)
             elif match < earlier:
                 of_earlier += 1
             else:
                 of_round += 1
         return keep, of_earlier, of_round
 
-    def keep_only(self, earlier: int, admitted: np.ndarray) -> None:
-        """Forget what the last `admit` inserted after the first `earlier` signatures, then index
-        `admitted` (what the round finally kept): the state a rebuild from the saved files has."""
-        for key in range(earlier, len(self._signatures)):
-            self._lsh.remove(key)
-        del self._signatures[earlier:]
-        self.add(admitted)
+    def keep_only(self, positions: Iterable[int]) -> None:
+        """Forget what the last `admit` inserted but the round did not finally keep (`positions`
+        of its signatures): the state a rebuild from the saved files has."""
+        kept = set(positions)
+        for position, key in self._admitted.items():
+            if position not in kept:
+                self._lsh.remove(key)
+                del self._signatures[key]
+        self._admitted = {}
 
     def __len__(self) -> int:
         return len(self._signatures)
@@ -95,14 +99,18 @@ class NearDupIndex:
                    if np.mean(self._signatures[key] == row) >= self.threshold]
         return min(matches, default=None)
 
-    def _insert(self, row: np.ndarray) -> None:
-        self._lsh.insert(len(self._signatures), self._minhash(row), check_duplication=False)
-        self._signatures.append(row)
+    def _insert(self, row: np.ndarray) -> int:
+        key, self._next_key = self._next_key, self._next_key + 1
+        self._lsh.insert(key, self._minhash(row), check_duplication=False)
+        self._signatures[key] = row
+        return key
 
-    def _minhash(self, row: np.ndarray):
-        from datasketch import MinHash
+    @staticmethod
+    def _minhash(row: np.ndarray):
+        # The index reads only hash values: the lean wrapper skips MinHash's permutations.
+        from datasketch import LeanMinHash
 
-        return MinHash(num_perm=self.num_perm, hashvalues=row, permutations=self._permutations, scheme=_SCHEME)
+        return LeanMinHash(seed=1, hashvalues=row, scheme=_SCHEME)
 
 
 def save_signatures(path: Path, signatures: np.ndarray) -> None:

@@ -65,7 +65,6 @@ class Monitor:
         near = self.cfg.near_dup
         if near.enabled and "completion" in examples.column_names:
             index = self._near_dup_index(r)
-            indexed_before = len(index)
             signatures = minhash_signatures(examples["completion"][:], near.num_perm, near.shingle_words)
             mask, of_earlier, of_round = index.admit(signatures)
             keep = [i for i in keep if mask[i]]
@@ -80,7 +79,7 @@ class Monitor:
             keep = clean
         if near.enabled and "completion" in examples.column_names:
             save_signatures(self.monitor_dir(r) / "near_dup_signatures.npy", signatures[keep])
-            index.keep_only(indexed_before, signatures[keep])
+            index.keep_only(keep)
             self._index_next_round = r + 1  # it now holds rounds 1..r, as the files do
         if len(keep) < len(examples):
             examples = examples.select(keep)

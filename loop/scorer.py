@@ -1,0 +1,170 @@
+"""Score a round's rollout shards while the rest of the round is still being generated.
+
+Generation leaves CPU unused: all of a core when it runs one torch thread (a core left to the
+verifiers, or two runs side by side), and the gaps of Python between decode steps otherwise.
+A worker process at the lowest priority (SCHED_IDLE, its autogroup at nice 19) scores each
+shard into `scored_parts/` as soon as generation writes it, taking only CPU nothing else
+wants. The reward phase then scores whatever is still unscored on this process's core too
+(from the last shard back, while the worker goes on from the front), so it runs on two cores,
+and merges the parts into `scored.parquet`: the same file, row for row, as scoring in process.
+
+A part's Parquet footer records the shard it scored (size and mtime), the rewards' specs and
+the part's score totals. A part is used only if all of them still hold: a resumed run keeps
+what was scored before the kill and scores the rest; a regenerated shard or rewards changed
+by `--force` are scored again.
+
+Which rewards may run there (`BackgroundScorer.supports`): built-in ones without a model
+(judges answer through the live policy, in this process) and without counters of their own
+(`pop_metrics`, e.g. the code sandbox's: split over two processes they would be wrong). Any
+other reward in the list, and distillation (whose round is scored as one table of student and
+teacher rows), leave scoring to the reward phase, in process, as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from loop.scoring import ScoredWriter, ScoreTotals, empty_scored_schema, scored_batches
+from rewards import WeightedReward
+from rewards.registry import BUILTIN_REWARDS, RewardSpec
+from rewards.sandbox import Sandbox
+
+PARTS_DIR = "scored_parts"
+_FOOTER_KEY = "selfloop.scored_part"
+# A worker at idle priority may wait for as long as generation keeps every core busy: no
+# clock can tell that from a hang, and scoring in process has none either.
+_NO_LIMIT_S = 7 * 24 * 3600.0
+
+
+class BackgroundScorer:
+    """Scores shards handed to `submit` in a low-priority worker; `finish` makes the round's table."""
+
+    def __init__(self, specs: list[RewardSpec], rewards: list[WeightedReward]):
+        self.specs = [spec.model_dump(mode="json") for spec in specs]
+        self.rewards_id = hashlib.sha256(json.dumps(self.specs, sort_keys=True).encode()).hexdigest()[:16]
+        self.rewards = rewards  # this process's instances of the same specs, for its share
+        self._sandbox = Sandbox(f"{__name__}:score_in_worker", timeout_s=_NO_LIMIT_S, memory_limit_mb=0,
+                                startup_timeout_s=_NO_LIMIT_S, background=True)
+        # One thread, alive for the run: it starts the worker, and Linux's parent-death signal
+        # fires when the *thread* that started a process exits.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="scorer")
+        self._lock = threading.Lock()
+        self._claimed: set[Path] = set()
+        self._futures: dict[Path, Future] = {}
+
+    @staticmethod
+    def supports(specs: list[RewardSpec], rewards: list[WeightedReward]) -> bool:
+        return all(spec.name in BUILTIN_REWARDS and getattr(reward.fn, "needs_model", None) is None
+                   and not callable(getattr(reward.fn, "pop_metrics", None))
+                   for spec, reward in zip(specs, rewards, strict=True))
+
+    def submit(self, shard: Path) -> None:
+        """Have the worker score `shard` (a complete rollout shard) unless it is scored or queued."""
+        if shard in self._futures or self._fresh_totals(shard) is not None:
+            return
+        self._futures[shard] = self._executor.submit(self._score_in_worker, shard)
+
+    def finish(self, shards: list[Path], out_path: Path, preview_rows: int) -> tuple[list[dict], dict[str, float]]:
+        """Write the scored table of `shards` to `out_path`; (preview rows, reward metrics) as
+        `score_shards` returns them. Shards the worker has not taken are scored here meanwhile."""
+        for shard in shards:
+            self.submit(shard)
+        for shard in reversed(shards):
+            if self._claim(shard):
+                self._score_here(shard)
+        totals = ScoreTotals()
+        with ScoredWriter(out_path, preview_rows=preview_rows) as out:
+            for shard in shards:
+                future = self._futures.pop(shard, None)
+                failed = future is not None and future.result()
+                part_totals = self._fresh_totals(shard)
+                if failed or part_totals is None:  # the worker failed on it, or it changed since
+                    self._score_here(shard)
+                    part_totals = self._fresh_totals(shard)
+                totals.merge(part_totals)
+                for table in _tables_of(self.part_of(shard)):
+                    out.write(table)
+            out.close(empty_schema=empty_scored_schema(self.rewards))
+        for parts in {self.part_of(shard).parent for shard in shards}:
+            shutil.rmtree(parts, ignore_errors=True)
+        return out.preview, totals.metrics(self.rewards)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._sandbox.close()
+
+    @staticmethod
+    def part_of(shard: Path) -> Path:
+        return shard.parent.parent / PARTS_DIR / shard.name
+
+    def _claim(self, shard: Path) -> bool:
+        """True for the first of the worker and this process to ask for `shard`."""
+        with self._lock:
+            if shard in self._claimed:
+                return False
+            self._claimed.add(shard)
+            return True
+
+    def _score_in_worker(self, shard: Path) -> str:
+        """Runs on the executor's thread; returns why the worker did not score it ("" if it did)."""
+        if not self._claim(shard):
+            return ""
+        result = self._sandbox.call(self.specs, self.rewards_id, str(shard), str(self.part_of(shard)))
+        return result.error
+
+    def _score_here(self, shard: Path) -> None:
+        write_part(shard, self.part_of(shard), self.rewards, self.rewards_id)
+
+    def _fresh_totals(self, shard: Path) -> ScoreTotals | None:
+        """The totals of `shard`'s part if the part scored this very shard with these rewards."""
+        try:
+            footer = json.loads(pq.read_metadata(self.part_of(shard)).metadata[_FOOTER_KEY.encode()])
+        except (OSError, ValueError, KeyError, TypeError):  # none yet, half written, or not ours
+            return None
+        if footer["rewards"] != self.rewards_id or footer["shard"] != _shard_id(shard):
+            return None
+        return ScoreTotals(footer["totals"])
+
+
+def write_part(shard: Path, part: Path, rewards: list[WeightedReward], rewards_id: str) -> None:
+    """Score one rollout shard into `part`, its totals and provenance in the footer."""
+    source, totals = _shard_id(shard), ScoreTotals()
+    with ScoredWriter(part) as out:
+        for table in scored_batches(shard, rewards, totals):
+            out.write(table)
+        footer = {"shard": source, "rewards": rewards_id, "totals": totals.state()}
+        out.close(empty_schema=empty_scored_schema(rewards), metadata={_FOOTER_KEY: json.dumps(footer)})
+
+
+def _shard_id(shard: Path) -> list[int]:
+    stat = shard.stat()  # shards are written whole and renamed into place: a new one has a new mtime
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _tables_of(part: Path):
+    """The part's rows, without its footer entry (the scored table's schema carries only the features)."""
+    table = pq.read_table(part)
+    metadata = {k: v for k, v in (table.schema.metadata or {}).items() if k != _FOOTER_KEY.encode()}
+    yield table.replace_schema_metadata(metadata)
+
+
+# --- in the worker process ----------------------------------------------------------------
+_built: dict[str, list[WeightedReward]] = {}
+
+
+def score_in_worker(specs: list[dict], rewards_id: str, shard: str, part: str) -> bool:
+    """The worker's entry point (`Sandbox` target): rewards are built once per spec list."""
+    if rewards_id not in _built:
+        from policies.judges import build_rewards
+
+        _built.clear()
+        _built[rewards_id] = build_rewards([RewardSpec.model_validate(spec) for spec in specs])
+    write_part(Path(shard), Path(part), _built[rewards_id], rewards_id)
+    return True

@@ -1,0 +1,143 @@
+"""The background scorer (`loop.scorer`): a real low-priority worker process scores shards while
+they are generated; the round's table is the one scoring in process writes, whoever scored
+which shard, and whatever became of the worker."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from datasets import Dataset
+
+from loop.scorer import BackgroundScorer, write_part
+from loop.scoring import score_shards
+from policies.atomic import save_parquet
+from policies.judges import build_rewards
+from rewards.registry import RewardSpec
+from test_scoring import rollout_shard
+
+DEMO = [RewardSpec(name="length", weight=0.0, gate=1.0, args={"min_tokens": 10}),
+        RewardSpec(name="math"), RewardSpec(name="steps", args={"all_or_nothing": True})]
+
+
+def write_shards(round_dir: Path, sizes: list[int]) -> list[Path]:
+    shards, start = [], 0
+    for index, size in enumerate(sizes):
+        shards.append(round_dir / "rollouts" / f"shard_{index:05d}.parquet")
+        save_parquet(rollout_shard(start, size), shards[-1])
+        start += size
+    return shards
+
+
+def scorer(specs: list[RewardSpec] = DEMO) -> BackgroundScorer:
+    return BackgroundScorer(specs, build_rewards(specs))
+
+
+def assert_same_scoring(tmp_path: Path, shards: list[Path], got: tuple[list, dict], out: Path) -> None:
+    expected_preview, expected_metrics = score_shards(shards, tmp_path / "expected.parquet", build_rewards(DEMO),
+                                                      preview_rows=3)
+    expected = Dataset.from_parquet(str(tmp_path / "expected.parquet"))
+    table = Dataset.from_parquet(str(out))
+    assert table.features == expected.features
+    assert table.to_dict() == expected.to_dict()
+    preview, metrics = got
+    assert preview == expected_preview
+    assert metrics.keys() == expected_metrics.keys()
+    for key, value in expected_metrics.items():
+        assert value == pytest.approx(metrics[key]) or (math.isnan(value) and math.isnan(metrics[key])), key
+    assert not (out.parent / "scored_parts").exists()
+
+
+def test_the_round_table_is_the_one_scoring_in_process_writes(tmp_path: Path):
+    shards = write_shards(tmp_path / "round_001", [12, 8, 16, 4])
+    background = scorer()
+    try:
+        for shard in shards:
+            background.submit(shard)
+        out = tmp_path / "round_001" / "scored.parquet"
+        got = background.finish(shards, out, preview_rows=3)
+    finally:
+        background.close()
+    assert_same_scoring(tmp_path, shards, got, out)
+    assert metadata_keys(out) == metadata_keys(tmp_path / "expected.parquet")  # no part provenance left
+
+
+def metadata_keys(path: Path) -> set[bytes]:
+    return set(pq.read_metadata(path).metadata)
+
+
+def test_the_worker_runs_at_idle_priority_and_its_death_loses_nothing(tmp_path: Path):
+    shards = write_shards(tmp_path / "round_001", [12, 8, 16, 4])
+    background = scorer()
+    try:
+        background.submit(shards[0])
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "round_001" / "scored_parts" / shards[0].name).exists():
+            assert time.monotonic() < deadline, "the worker never scored the first shard"
+            time.sleep(0.05)
+        pid = background._sandbox._process.pid
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+        assert Path(f"/proc/{pid}/autogroup").read_text().split()[-1] == "19"
+        os.kill(pid, signal.SIGKILL)  # as the OOM killer would
+        for shard in shards[1:]:
+            background.submit(shard)
+        out = tmp_path / "round_001" / "scored.parquet"
+        got = background.finish(shards, out, preview_rows=3)
+    finally:
+        background.close()
+    assert_same_scoring(tmp_path, shards, got, out)
+
+
+def test_a_part_counts_only_for_the_same_shard_and_the_same_rewards(tmp_path: Path):
+    """What a resumed run finds: a part of a shard since regenerated, and a part scored under
+    other rewards (`--force`), are scored again; a part of this very shard is used as it is."""
+    shards = write_shards(tmp_path / "round_001", [12, 8, 16])
+    parts = tmp_path / "round_001" / "scored_parts"
+    lenient = [RewardSpec(name="length", weight=0.0, gate=1.0, args={"min_tokens": 1})] + DEMO[1:]
+    write_part(shards[0], parts / shards[0].name, build_rewards(lenient), scorer(lenient).rewards_id)
+    write_part(shards[1], parts / shards[1].name, build_rewards(DEMO), scorer().rewards_id)
+    save_parquet(rollout_shard(12, 8), shards[1])  # regenerated: same rows, a new file
+    write_part(shards[2], parts / shards[2].name, build_rewards(DEMO), scorer().rewards_id)
+    background = scorer()
+    try:
+        assert background._fresh_totals(shards[2]) is not None
+        assert background._fresh_totals(shards[0]) is None and background._fresh_totals(shards[1]) is None
+        out = tmp_path / "round_001" / "scored.parquet"
+        background.submit(shards[2])  # already scored: not sent to the worker again
+        assert background._futures == {}
+        got = background.finish(shards, out, preview_rows=3)
+    finally:
+        background.close()
+    assert_same_scoring(tmp_path, shards, got, out)
+
+
+def test_no_rollouts_give_an_empty_table_with_every_reward_column(tmp_path: Path):
+    background = scorer()
+    try:
+        preview, metrics = background.finish([], tmp_path / "scored.parquet", preview_rows=3)
+    finally:
+        background.close()
+    table = pq.read_table(tmp_path / "scored.parquet")
+    assert table.num_rows == 0 and "reward/math" in table.column_names and "reason/steps" in table.column_names
+    assert preview == [] and metrics["rollout/samples"] == 0.0
+
+
+def count_words(prompts, completions, **columns):
+    return [float(len(c.split())) for c in completions]
+
+
+@pytest.mark.parametrize("spec, background", [
+    (RewardSpec(name="math"), True),
+    (RewardSpec(name="majority"), True),
+    (RewardSpec(name="code"), False),  # its sandbox counters (`pop_metrics`) would be split over two processes
+    (RewardSpec(name="judge", args={"backend": "policy"}), False),  # judges through the live policy
+    (RewardSpec(name="test_scorer:count_words"), False),  # a user's function may keep state, or not import there
+])
+def test_which_rewards_may_be_scored_in_the_background(spec: RewardSpec, background: bool):
+    specs = [DEMO[0], spec]
+    assert BackgroundScorer.supports(specs, build_rewards(specs)) is background
