@@ -58,6 +58,9 @@ class BackgroundScorer:
         self._lock = threading.Lock()
         self._claimed: set[Path] = set()
         self._futures: dict[Path, Future] = {}
+        # Boot it now (imports, rewards, their own workers), while round 0 trains: a shard is
+        # claimed only by a worker ready to score it, so the reward phase never waits on a start.
+        self._executor.submit(self._sandbox.call, self.specs, self.rewards_id, "", "")
 
     @staticmethod
     def supports(specs: list[RewardSpec], rewards: list[WeightedReward]) -> bool:
@@ -160,11 +163,17 @@ _built: dict[str, list[WeightedReward]] = {}
 
 
 def score_in_worker(specs: list[dict], rewards_id: str, shard: str, part: str) -> bool:
-    """The worker's entry point (`Sandbox` target): rewards are built once per spec list."""
+    """The worker's entry point (`Sandbox` target): rewards are built (and their own workers
+    started) once per spec list; an empty `shard` only does that."""
     if rewards_id not in _built:
         from policies.judges import build_rewards
 
         _built.clear()
         _built[rewards_id] = build_rewards([RewardSpec.model_validate(spec) for spec in specs])
-    write_part(Path(shard), Path(part), _built[rewards_id], rewards_id)
+        for reward in _built[rewards_id]:
+            start = getattr(reward.fn, "start_workers", None)
+            if callable(start):
+                start()
+    if shard:
+        write_part(Path(shard), Path(part), _built[rewards_id], rewards_id)
     return True
