@@ -251,7 +251,6 @@ class Loop:
         return self.run.round_dir(r) / "scored.parquet"
 
     def _filter(self, r: int) -> dict:
-        rollout_set = self.monitor.start_rollouts(r, self._shard_paths(r))  # runs beside the selection
         scored = ScoredRollouts.open(self._scored_path(r))
         ctx = BuildContext(round=r, sample=lambda prompts, name: self._sample_scored(r, prompts, name),
                            render=self._render, out_dir=self.run.round_dir(r),
@@ -259,7 +258,7 @@ class Loop:
         examples, metrics = self.algorithm.build_examples(scored, ctx)
         examples, hygiene = self.monitor.hygiene(r, examples, self._eval_texts())
         metrics |= hygiene
-        metrics |= self.monitor.rollouts(r, rollout_set, examples, scored.value_counts("rejected_by"),
+        metrics |= self.monitor.rollouts(r, self._shard_paths(r), examples, scored.value_counts("rejected_by"),
                                          self._gates(), metrics)
         if self.cfg.update.replay_fraction > 0:
             seed_set = read_parquet(str(self._seed_examples()))

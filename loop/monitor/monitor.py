@@ -1,9 +1,8 @@
 """The controller's entry points to monitoring, one per phase; the metrics themselves are pure
 functions in the sibling modules.
 
-    filter phase:   start_rollouts(r, shards)             -> diversity of the rollouts, on a thread
-                    hygiene(r, examples, eval_texts)      -> (examples, metrics)
-                    rollouts(r, started, examples, ...)   -> that, the kept set's diversity, funnel
+    filter phase:   hygiene(r, examples, eval_texts)      -> (examples, metrics)
+                    rollouts(r, shards, examples, ...)     -> diversity of rollouts and kept, funnel
     evaluate phase: eval_samples(r, prompt_ids, ...)       -> eval diversity, calibration
     round 0:        data_overlap(train_prompts, eval_texts)
     after a round:  alarms(history)                        -> the alarms that fired (recorded)
@@ -19,7 +18,6 @@ import hashlib
 import heapq
 import time
 from collections import Counter, defaultdict
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -45,7 +43,6 @@ class Monitor:
         self._eval_ngrams: EvalNgrams | None = None
         self._index: NearDupIndex | None = None
         self._index_next_round: int | None = None  # the round whose filter `_index` is ready for
-        self._thread: ThreadPoolExecutor | None = None  # `start_rollouts`'s
 
     @property
     def alarms_file(self) -> Path:
@@ -110,32 +107,18 @@ class Monitor:
             self._eval_ngrams = EvalNgrams(eval_texts, self.cfg.contamination.n)
         return self._eval_ngrams
 
-    def start_rollouts(self, r: int, shards: Sequence[Path]) -> Future:
-        """Start the diversity of the round's rollouts on a thread of its own: it reads only the
-        shards, so it runs while the filter selects and cleans, and its embedding (torch, which
-        releases the GIL) on another core. `rollouts` collects it."""
-        if self._thread is None:
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="monitor")
-        return self._thread.submit(self._rollout_set, r, list(shards))
-
-    def rollouts(self, r: int, rollout_set: Future, examples: Dataset, rejected: Counter,
+    def rollouts(self, r: int, shards: Sequence[Path], examples: Dataset, rejected: Counter,
                  gates: Sequence[str], filter_metrics: dict) -> dict[str, float]:
-        """The funnel, the kept set's diversity, and the rollouts' (`start_rollouts`'s future).
-        `monitor/rollouts_seconds` is the work of both, overlapped or not."""
-        metrics = funnel_counts(rejected, gates, filter_metrics) | rollout_set.result()
+        """Diversity of the round's rollouts (streamed from their shards) and of the kept set; the funnel."""
         start = time.perf_counter()
-        if self.cfg.enabled and {"completion", "prompt_id"} <= set(examples.column_names) and len(examples):
-            kept = _grouped(examples["prompt_id"][:], examples["completion"][:])  # SFT-style examples
-            metrics |= self._set_metrics("kept", self._pick(kept.items()), r)
-        metrics["monitor/rollouts_seconds"] += time.perf_counter() - start
-        return metrics
-
-    def _rollout_set(self, r: int, shards: list[Path]) -> dict[str, float]:
-        start, metrics = time.perf_counter(), {}
+        metrics = funnel_counts(rejected, gates, filter_metrics)
         if self.cfg.enabled:
             groups, logprob_sum, tokens = self._stream_rollouts(shards)
             metrics |= self._set_metrics("rollouts", groups, r)
             metrics["diversity/rollouts/nll_per_token"] = -logprob_sum / tokens if tokens else div.NAN
+            if {"completion", "prompt_id"} <= set(examples.column_names) and len(examples):  # SFT-style examples
+                kept = _grouped(examples["prompt_id"][:], examples["completion"][:])
+                metrics |= self._set_metrics("kept", self._pick(kept.items()), r)
         metrics["monitor/rollouts_seconds"] = time.perf_counter() - start
         return metrics
 
