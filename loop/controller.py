@@ -67,10 +67,14 @@ class Loop:
         self.engine: RolloutEngine | None = None
         self.teacher: RolloutEngine | None = None  # `teacher:` distillation, loaded on first use
         self.data: TaskData | None = None
-        self.monitor = Monitor(cfg.monitor, run.path, cfg.seed, lambda line: console.print(f"[yellow]{line}[/yellow]"))
+        self.monitor = Monitor(cfg.monitor, run.path, cfg.seed, self._warn)
         # Distillation scores the student's and the teacher's rows as one table, in process.
         background = cfg.teacher is None and BackgroundScorer.supports(cfg.rewards, self.rewards)
-        self.scorer = BackgroundScorer(cfg.rewards, self.rewards) if background else None
+        monitor = (cfg.monitor.model_dump(mode="json"), str(run.path), cfg.seed) if cfg.monitor.enabled else None
+        self.scorer = BackgroundScorer(cfg.rewards, self.rewards, monitor, self._warn) if background else None
+
+    def _warn(self, line: str) -> None:
+        self.console.print(f"[yellow]{line}[/yellow]")
 
     # --- driver ---------------------------------------------------------------------------
     def run_all(self) -> None:
@@ -237,6 +241,7 @@ class Loop:
             save_parquet(self._load_rollouts(r), shards[0])
         rows = self.cfg.tracking.table_rows
         if self.scorer is not None:  # most of it already scored while the round was generated
+            self.scorer.measure_rollouts(r, shards, self.cfg.threads.count("filter", self.state.threads))
             preview, metrics = self.scorer.finish(shards, self._scored_path(r), preview_rows=rows)
         else:
             preview, metrics = score_shards(shards, self._scored_path(r), self.rewards, preview_rows=rows)
@@ -258,8 +263,10 @@ class Loop:
         examples, metrics = self.algorithm.build_examples(scored, ctx)
         examples, hygiene = self.monitor.hygiene(r, examples, self._eval_texts())
         metrics |= hygiene
-        metrics |= self.monitor.rollouts(r, self._shard_paths(r), examples, scored.value_counts("rejected_by"),
-                                         self._gates(), metrics)
+        shards = self._shard_paths(r)  # their diversity measured by the background worker meanwhile, if it could
+        measured = self.scorer.rollout_set(shards) if self.scorer is not None else None
+        metrics |= self.monitor.rollouts(r, shards, examples, scored.value_counts("rejected_by"), self._gates(),
+                                         metrics, measured)
         if self.cfg.update.replay_fraction > 0:
             seed_set = read_parquet(str(self._seed_examples()))
             examples, replayed = mix_replay(examples, seed_set, self.cfg.update.replay_fraction,

@@ -1,4 +1,4 @@
-"""Score a round's rollout shards while the rest of the round is still being generated.
+"""Score a round's rollout shards, and measure their diversity, beside the rest of the round.
 
 Generation leaves CPU unused: all of a core when it runs one torch thread (a core left to the
 verifiers, or two runs side by side), and the gaps of Python between decode steps otherwise.
@@ -7,11 +7,14 @@ shard into `scored_parts/` as soon as generation writes it, taking only CPU noth
 wants. The reward phase then scores whatever is still unscored on this process's core too
 (from the last shard back, while the worker goes on from the front), so it runs on two cores,
 and merges the parts into `scored.parquet`: the same file, row for row, as scoring in process.
+While the filter then selects and cleans on this process's core, the worker measures the
+rollouts' diversity (`Monitor.rollout_set`, which reads only the shards) on the other.
 
 A part's Parquet footer records the shard it scored (size and mtime), the rewards' specs and
 the part's score totals. A part is used only if all of them still hold: a resumed run keeps
 what was scored before the kill and scores the rest; a regenerated shard or rewards changed
-by `--force` are scored again.
+by `--force` are scored again. Whatever the worker does not deliver (it died, or the run was
+resumed in between) is done in process, with the same result.
 
 Which rewards may run there (`BackgroundScorer.supports`): built-in ones without a model
 (judges answer through the live policy, in this process) and without counters of their own
@@ -26,6 +29,8 @@ import hashlib
 import json
 import shutil
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -46,11 +51,14 @@ _NO_LIMIT_S = 7 * 24 * 3600.0
 class BackgroundScorer:
     """Scores shards handed to `submit` in a low-priority worker; `finish` makes the round's table."""
 
-    def __init__(self, specs: list[RewardSpec], rewards: list[WeightedReward]):
+    def __init__(self, specs: list[RewardSpec], rewards: list[WeightedReward], monitor: tuple | None = None,
+                 warn: Callable[[str], None] = print):
+        """`monitor`: (MonitorConfig as JSON, run dir, seed) for the worker to measure diversity with."""
         self.specs = [spec.model_dump(mode="json") for spec in specs]
         self.rewards_id = hashlib.sha256(json.dumps(self.specs, sort_keys=True).encode()).hexdigest()[:16]
         self.rewards = rewards  # this process's instances of the same specs, for its share
-        self._sandbox = Sandbox(f"{__name__}:score_in_worker", timeout_s=_NO_LIMIT_S, memory_limit_mb=0,
+        self.monitor, self.warn = monitor, warn
+        self._sandbox = Sandbox(f"{__name__}:work", timeout_s=_NO_LIMIT_S, memory_limit_mb=0,
                                 startup_timeout_s=_NO_LIMIT_S, background=True)
         # One thread, alive for the run: it starts the worker, and Linux's parent-death signal
         # fires when the *thread* that started a process exits.
@@ -58,9 +66,11 @@ class BackgroundScorer:
         self._lock = threading.Lock()
         self._claimed: set[Path] = set()
         self._futures: dict[Path, Future] = {}
-        # Boot it now (imports, rewards, their own workers), while round 0 trains: a shard is
-        # claimed only by a worker ready to score it, so the reward phase never waits on a start.
-        self._executor.submit(self._sandbox.call, self.specs, self.rewards_id, "", "")
+        self._rollout_set: tuple[list[str], Future] | None = None
+        # Boot it now (imports, rewards and their own workers, the embedding model), while
+        # round 0 trains: a shard is claimed only by a worker ready to score it, so the reward
+        # phase never waits on a start.
+        self._executor.submit(self._sandbox.call, "prepare", self.specs, self.rewards_id, self.monitor)
 
     @staticmethod
     def supports(specs: list[RewardSpec], rewards: list[WeightedReward]) -> bool:
@@ -99,6 +109,26 @@ class BackgroundScorer:
             shutil.rmtree(parts, ignore_errors=True)
         return out.preview, totals.metrics(self.rewards)
 
+    def measure_rollouts(self, r: int, shards: list[Path], threads: int) -> None:
+        """Have the worker measure the rollouts' diversity once it has scored them, with `threads`
+        torch threads (the filter phase's, so that both places compute the same numbers)."""
+        if self.monitor is not None:
+            paths = [str(shard) for shard in shards]
+            self._rollout_set = paths, self._executor.submit(self._sandbox.call, "rollout_set", self.monitor,
+                                                             threads, r, paths)
+
+    def rollout_set(self, shards: list[Path]) -> dict[str, float] | None:
+        """What `measure_rollouts` measured for these shards; None if it was not asked or failed."""
+        pending, self._rollout_set = self._rollout_set, None
+        if pending is None or pending[0] != [str(shard) for shard in shards]:
+            return None
+        result = pending[1].result()
+        if result.error:
+            return None
+        for line in result.value["warnings"]:
+            self.warn(line)
+        return result.value["metrics"]
+
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._sandbox.close()
@@ -119,7 +149,7 @@ class BackgroundScorer:
         """Runs on the executor's thread; returns why the worker did not score it ("" if it did)."""
         if not self._claim(shard):
             return ""
-        result = self._sandbox.call(self.specs, self.rewards_id, str(shard), str(self.part_of(shard)))
+        result = self._sandbox.call("score", self.specs, self.rewards_id, str(shard), str(self.part_of(shard)))
         return result.error
 
     def _score_here(self, shard: Path) -> None:
@@ -160,11 +190,41 @@ def _tables_of(part: Path):
 
 # --- in the worker process ----------------------------------------------------------------
 _built: dict[str, list[WeightedReward]] = {}
+_monitors: dict[str, object] = {}
+_warnings: list[str] = []
 
 
-def score_in_worker(specs: list[dict], rewards_id: str, shard: str, part: str) -> bool:
-    """The worker's entry point (`Sandbox` target): rewards are built (and their own workers
-    started) once per spec list; an empty `shard` only does that."""
+def work(task: str, *args):
+    """The worker's entry point (`Sandbox` target)."""
+    return {"prepare": _prepare, "score": _score, "rollout_set": _measure_rollout_set}[task](*args)
+
+
+def _prepare(specs: list[dict], rewards_id: str, monitor: list | None) -> bool:
+    _rewards(specs, rewards_id)
+    if monitor is not None:
+        _monitor(monitor).embedder.load()
+    return True
+
+
+def _score(specs: list[dict], rewards_id: str, shard: str, part: str) -> bool:
+    write_part(Path(shard), Path(part), _rewards(specs, rewards_id), rewards_id)
+    return True
+
+
+def _measure_rollout_set(monitor: list, threads: int, r: int, shards: list[str]) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    metrics = _monitor(monitor).rollout_set(r, [Path(shard) for shard in shards])
+    metrics["monitor/rollouts_background_seconds"] = time.perf_counter() - start
+    warnings = _warnings[:]
+    _warnings.clear()
+    return {"metrics": metrics, "warnings": warnings}
+
+
+def _rewards(specs: list[dict], rewards_id: str) -> list[WeightedReward]:
+    """Built once per spec list, their own workers started at once."""
     if rewards_id not in _built:
         from policies.judges import build_rewards
 
@@ -174,6 +234,16 @@ def score_in_worker(specs: list[dict], rewards_id: str, shard: str, part: str) -
             start = getattr(reward.fn, "start_workers", None)
             if callable(start):
                 start()
-    if shard:
-        write_part(Path(shard), Path(part), _built[rewards_id], rewards_id)
-    return True
+    return _built[rewards_id]
+
+
+def _monitor(monitor: list):
+    key = json.dumps(monitor, sort_keys=True)
+    if key not in _monitors:
+        from loop.monitor.config import MonitorConfig
+        from loop.monitor.monitor import Monitor
+
+        cfg, run_path, seed = monitor
+        _monitors.clear()
+        _monitors[key] = Monitor(MonitorConfig.model_validate(cfg), Path(run_path), seed, _warnings.append)
+    return _monitors[key]

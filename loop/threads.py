@@ -46,16 +46,21 @@ class ThreadsConfig(Section):
         state): the thread count changes the order of float reductions, so a resumed run must
         compute with the counts the original did to end with the same numbers.
         """
+        setting = self.count(phase, chosen)
+        import torch  # here, not at the top: the config (and so the CLI's checks) must not load torch
+
+        if torch.get_num_threads() != setting:
+            torch.set_num_threads(setting)
+        return setting
+
+    def count(self, phase: str, chosen: dict[str, int]) -> int:
+        """The thread count `phase` runs with (an "auto" decided now is kept in `chosen`)."""
         kind = PHASE_KIND[phase]
         setting = getattr(self, kind)
         if setting == "auto":
             if kind not in chosen:
                 chosen[kind] = usable_cores()
             setting = chosen[kind]
-        import torch  # here, not at the top: the config (and so the CLI's checks) must not load torch
-
-        if torch.get_num_threads() != setting:
-            torch.set_num_threads(setting)
         return setting
 
 

@@ -141,3 +141,28 @@ def count_words(prompts, completions, **columns):
 def test_which_rewards_may_be_scored_in_the_background(spec: RewardSpec, background: bool):
     specs = [DEMO[0], spec]
     assert BackgroundScorer.supports(specs, build_rewards(specs)) is background
+
+
+def test_the_worker_measures_the_rollouts_diversity_as_this_process_does(tmp_path: Path):
+    import torch
+
+    from loop.monitor.config import MonitorConfig
+    from loop.monitor.monitor import Monitor
+
+    shards = write_shards(tmp_path / "round_001", [12, 8, 16])
+    cfg = MonitorConfig(sample_prompts=6, embed_prompts=3, self_bleu_texts=8)
+    background = BackgroundScorer(DEMO, build_rewards(DEMO), (cfg.model_dump(mode="json"), str(tmp_path), 7))
+    try:
+        background.measure_rollouts(1, shards, threads=1)
+        assert background.rollout_set(shards[:2]) is None  # measured for other shards: not used
+        background.measure_rollouts(1, shards, threads=1)
+        measured = background.rollout_set(shards)
+    finally:
+        background.close()
+    torch.set_num_threads(1)
+    expected = Monitor(cfg, tmp_path, 7, print).rollout_set(1, shards)
+    assert measured.pop("monitor/rollouts_background_seconds") > 0
+    assert any("embed" in key for key in expected)  # the embedding model ran on both sides
+    assert measured.keys() == expected.keys()
+    for key, value in expected.items():
+        assert measured[key] == value or (math.isnan(value) and math.isnan(measured[key])), key

@@ -36,6 +36,10 @@ class Embedder:
         return model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
                             show_progress_bar=False)
 
+    def load(self) -> bool:
+        """Load the model now (else on first use); whether one is available."""
+        return self._load() is not None
+
     def _load(self):
         if self._model is None and not self._failed:
             try:

@@ -108,18 +108,27 @@ class Monitor:
         return self._eval_ngrams
 
     def rollouts(self, r: int, shards: Sequence[Path], examples: Dataset, rejected: Counter,
-                 gates: Sequence[str], filter_metrics: dict) -> dict[str, float]:
-        """Diversity of the round's rollouts (streamed from their shards) and of the kept set; the funnel."""
+                 gates: Sequence[str], filter_metrics: dict, rollout_set: dict | None = None) -> dict[str, float]:
+        """Diversity of the round's rollouts (`rollout_set`, when a worker already measured it)
+        and of the kept set; the funnel."""
         start = time.perf_counter()
         metrics = funnel_counts(rejected, gates, filter_metrics)
         if self.cfg.enabled:
-            groups, logprob_sum, tokens = self._stream_rollouts(shards)
-            metrics |= self._set_metrics("rollouts", groups, r)
-            metrics["diversity/rollouts/nll_per_token"] = -logprob_sum / tokens if tokens else div.NAN
+            if rollout_set is None:
+                rollout_set = self.rollout_set(r, shards)
+            metrics |= rollout_set
             if {"completion", "prompt_id"} <= set(examples.column_names) and len(examples):  # SFT-style examples
                 kept = _grouped(examples["prompt_id"][:], examples["completion"][:])
                 metrics |= self._set_metrics("kept", self._pick(kept.items()), r)
         metrics["monitor/rollouts_seconds"] = time.perf_counter() - start
+        return metrics
+
+    def rollout_set(self, r: int, shards: Sequence[Path]) -> dict[str, float]:
+        """Diversity of the round's rollouts, streamed from their shards: it reads nothing else,
+        so the background worker (`loop/scorer.py`) can measure it while the filter runs."""
+        groups, logprob_sum, tokens = self._stream_rollouts(shards)
+        metrics = self._set_metrics("rollouts", groups, r)
+        metrics["diversity/rollouts/nll_per_token"] = -logprob_sum / tokens if tokens else div.NAN
         return metrics
 
     def _stream_rollouts(self, shards: Sequence[Path]) -> tuple[list[list[str]], float, int]:
