@@ -90,12 +90,13 @@ class BackgroundScorer:
         for shard in shards:
             self.submit(shard)
         for shard in reversed(shards):
-            if self._claim(shard):
+            if shard in self._futures and self._claim(shard):  # queued, not taken by the worker yet
                 self._score_here(shard)
+                self._futures.pop(shard).cancel()  # nothing to wait for (a worker still booting)
         totals = ScoreTotals()
         with ScoredWriter(out_path, preview_rows=preview_rows) as out:
             for shard in shards:
-                future = self._futures.pop(shard, None)
+                future = self._futures.pop(shard, None)  # the worker's shards
                 failed = future is not None and future.result()
                 part_totals = self._fresh_totals(shard)
                 if failed or part_totals is None:  # the worker failed on it, or it changed since
@@ -120,8 +121,8 @@ class BackgroundScorer:
     def rollout_set(self, shards: list[Path]) -> dict[str, float] | None:
         """What `measure_rollouts` measured for these shards; None if it was not asked or failed."""
         pending, self._rollout_set = self._rollout_set, None
-        if pending is None or pending[0] != [str(shard) for shard in shards]:
-            return None
+        if pending is None or pending[0] != [str(shard) for shard in shards] or pending[1].cancel():
+            return None  # not asked, or not even started (a worker still booting): measured here
         result = pending[1].result()
         if result.error:
             return None

@@ -95,25 +95,28 @@ def test_the_worker_runs_at_idle_priority_and_its_death_loses_nothing(tmp_path: 
 
 def test_a_part_counts_only_for_the_same_shard_and_the_same_rewards(tmp_path: Path):
     """What a resumed run finds: a part of a shard since regenerated, and a part scored under
-    other rewards (`--force`), are scored again; a part of this very shard is used as it is."""
+    other rewards (`--force`), are scored again; a part whose footer matches is used as it is."""
     shards = write_shards(tmp_path / "round_001", [12, 8, 16])
     parts = tmp_path / "round_001" / "scored_parts"
     lenient = [RewardSpec(name="length", weight=0.0, gate=1.0, args={"min_tokens": 1})] + DEMO[1:]
     write_part(shards[0], parts / shards[0].name, build_rewards(lenient), scorer(lenient).rewards_id)
     write_part(shards[1], parts / shards[1].name, build_rewards(DEMO), scorer().rewards_id)
     save_parquet(rollout_shard(12, 8), shards[1])  # regenerated: same rows, a new file
-    write_part(shards[2], parts / shards[2].name, build_rewards(DEMO), scorer().rewards_id)
+    # Scored under the lenient gate but labelled as DEMO's: if it is used as it is, the table shows it.
+    write_part(shards[2], parts / shards[2].name, build_rewards(lenient), scorer().rewards_id)
     background = scorer()
     try:
-        assert background._fresh_totals(shards[2]) is not None
-        assert background._fresh_totals(shards[0]) is None and background._fresh_totals(shards[1]) is None
-        out = tmp_path / "round_001" / "scored.parquet"
-        background.submit(shards[2])  # already scored: not sent to the worker again
+        background.submit(shards[2])  # its part matches: not sent to the worker
         assert background._futures == {}
-        got = background.finish(shards, out, preview_rows=3)
+        got = background.finish(shards, tmp_path / "round_001" / "scored.parquet", preview_rows=3)
     finally:
         background.close()
-    assert_same_scoring(tmp_path, shards, got, out)
+    table = Dataset.from_parquet(str(tmp_path / "round_001" / "scored.parquet")).to_dict()
+    score_shards(shards[:2], tmp_path / "first.parquet", build_rewards(DEMO))
+    score_shards(shards[2:], tmp_path / "last.parquet", build_rewards(lenient))
+    first, last = (Dataset.from_parquet(str(tmp_path / f"{name}.parquet")).to_dict() for name in ("first", "last"))
+    assert table == {column: first[column] + last[column] for column in first}
+    assert got[1]["rollout/samples"] == 36.0
 
 
 def test_no_rollouts_give_an_empty_table_with_every_reward_column(tmp_path: Path):
@@ -154,8 +157,12 @@ def test_the_worker_measures_the_rollouts_diversity_as_this_process_does(tmp_pat
     background = BackgroundScorer(DEMO, build_rewards(DEMO), (cfg.model_dump(mode="json"), str(tmp_path), 7))
     try:
         background.measure_rollouts(1, shards, threads=1)
+        assert background.rollout_set(shards) is None  # the worker is still booting: measured in process
+        background.measure_rollouts(1, shards, threads=1)
+        background._rollout_set[1].result()  # a worker that has booted (in a run: during round 0)
         assert background.rollout_set(shards[:2]) is None  # measured for other shards: not used
         background.measure_rollouts(1, shards, threads=1)
+        background._rollout_set[1].result()
         measured = background.rollout_set(shards)
     finally:
         background.close()
