@@ -31,7 +31,7 @@ from loop.growth import grow, kept_problems
 from loop.monitor.alarms import AlarmStop
 from loop.monitor.monitor import Monitor
 from loop.tasks import curriculum_pool
-from loop.progress import BarCallback, phase_bar
+from loop.progress import BarCallback, phase_bar, summary_line
 from loop.retention import prune_old_policies, prune_trainer_checkpoints
 from loop.rollouts import generate_shards, level_pass_rate, seed_for
 from loop.scorer import BackgroundScorer
@@ -46,7 +46,7 @@ from policies.launch import train
 from policies.schema import is_score_column
 from policies.train_settings import TrainSettings
 from policies.training import TrainJob, TrainResult
-from policies.updates.build import ACCEPT_RATE, BuildContext, build_algorithm
+from policies.updates.build import BuildContext, build_algorithm
 from policies.updates.replay import mix_replay
 from policies.tables import ScoredRollouts, read_parquet
 from rewards import build_reward
@@ -391,23 +391,3 @@ class Loop:
 def _table_rows(scored_rows: list[dict]) -> list[dict]:
     keep = ["prompt_id", "prompt", "completion", "reference_answer"]
     return [{c: row[c] for c in row if c in keep or (is_score_column(c) and c != "rejected_by")} for row in scored_rows]
-
-
-def summary_line(record: dict, history: list[dict]) -> str:
-    """One line per round: accuracy (and change since round 0), what the filter kept, time."""
-    r = record["round"]
-    first = history[0] if history else record
-    acc = record.get("eval/pass@1", float("nan"))
-    parts = [f"[bold]round {r}[/bold]", f"pass@1 {acc:.3f} ({acc - first.get('eval/pass@1', acc):+.3f})"]
-    for key in sorted(k for k in record if k.startswith(("eval/pass@", "eval/maj@")) and k != "eval/pass@1"):
-        parts.append(f"{key.removeprefix('eval/')} {record[key]:.3f}")
-    if "control/pass@1" in record:
-        parts.append(f"control {record['control/pass@1']:.3f}")
-    if ACCEPT_RATE in record:
-        parts.append(f"accept {record[ACCEPT_RATE]:.2f}")
-    if "train/examples" in record:
-        parts.append(f"kept {int(record['train/examples'])}")
-    if "train/steps" in record:
-        parts.append(f"steps {int(record['train/steps'])}")
-    parts.append(f"{record.get('time/round_s', 0):.1f}s")
-    return " | ".join(parts)
