@@ -144,6 +144,17 @@ def _check_same_config(run: RunDir, cfg: LoopConfig, force: bool, resuming: bool
 
 
 def execute(cfg: LoopConfig, run: RunDir, console: Console) -> int:
+    from loop.scorer import BackgroundScorer  # no torch: its worker boots while this process imports it
+
+    scorer = BackgroundScorer.for_run(cfg, run.path, lambda line: console.print(f"[yellow]{line}[/yellow]"))
+    try:
+        return _run_loop(cfg, run, console, scorer)
+    finally:
+        if scorer is not None:
+            scorer.close()
+
+
+def _run_loop(cfg: LoopConfig, run: RunDir, console: Console, scorer) -> int:
     from loop.controller import Loop
     from loop.monitor.alarms import AlarmStop
     from loop.report import closing_lines, plot_accuracy
@@ -157,7 +168,7 @@ def execute(cfg: LoopConfig, run: RunDir, console: Console) -> int:
     console.print(f"[bold]selfloop[/bold] {cfg.name}: {cfg.rounds} rounds of {cfg.update.algorithm} -> {run.path}")
     code = 0
     try:
-        Loop(cfg, run, tracker, console).run_all()
+        Loop(cfg, run, tracker, console, scorer).run_all()
     except AlarmStop as stop:
         console.print(f"[red]{stop}[/red]", soft_wrap=True)
         code = 3

@@ -57,8 +57,10 @@ TRAINING_PHASES = {"init": "train", "train": "train", "control": "control"}  # p
 
 
 class Loop:
-    def __init__(self, cfg: LoopConfig, run: RunDir, tracker: Tracker, console: Console):
+    def __init__(self, cfg: LoopConfig, run: RunDir, tracker: Tracker, console: Console,
+                 scorer: BackgroundScorer | None = None):
         self.cfg, self.run, self.tracker, self.console = cfg, run, tracker, console
+        self.scorer = scorer  # scores shards (and measures their diversity) beside the round, if it can
         self.state: RunState = run.load_state()
         self.rewards = build_rewards(cfg.rewards)
         named = {r.name: r.fn for r in self.rewards}
@@ -67,14 +69,7 @@ class Loop:
         self.engine: RolloutEngine | None = None
         self.teacher: RolloutEngine | None = None  # `teacher:` distillation, loaded on first use
         self.data: TaskData | None = None
-        self.monitor = Monitor(cfg.monitor, run.path, cfg.seed, self._warn)
-        # Distillation scores the student's and the teacher's rows as one table, in process.
-        background = cfg.teacher is None and BackgroundScorer.supports(cfg.rewards, self.rewards)
-        monitor = (cfg.monitor.model_dump(mode="json"), str(run.path), cfg.seed) if cfg.monitor.enabled else None
-        self.scorer = BackgroundScorer(cfg.rewards, self.rewards, monitor, self._warn) if background else None
-
-    def _warn(self, line: str) -> None:
-        self.console.print(f"[yellow]{line}[/yellow]")
+        self.monitor = Monitor(cfg.monitor, run.path, cfg.seed, lambda line: console.print(f"[yellow]{line}[/yellow]"))
 
     # --- driver ---------------------------------------------------------------------------
     def run_all(self) -> None:
@@ -85,16 +80,12 @@ class Loop:
         # Collected first, so that no garbage is frozen with them.
         gc.collect()
         gc.freeze()
-        try:
-            for r in range(self.state.round, self.cfg.rounds + 1):
-                for phase in self._phases(r):
-                    if not self._done(r, phase):
-                        self._run_phase(r, phase)
-                self._finish_round(r)
-                self._check_alarms(r)
-        finally:
-            if self.scorer is not None:
-                self.scorer.close()
+        for r in range(self.state.round, self.cfg.rounds + 1):
+            for phase in self._phases(r):
+                if not self._done(r, phase):
+                    self._run_phase(r, phase)
+            self._finish_round(r)
+            self._check_alarms(r)
         self.state.done = True
         self.run.save_state(self.state)
 
@@ -242,7 +233,7 @@ class Loop:
         rows = self.cfg.tracking.table_rows
         if self.scorer is not None:  # most of it already scored while the round was generated
             self.scorer.measure_rollouts(r, shards, self.cfg.threads.count("filter", self.state.threads))
-            preview, metrics = self.scorer.finish(shards, self._scored_path(r), preview_rows=rows)
+            preview, metrics = self.scorer.finish(shards, self._scored_path(r), self.rewards, preview_rows=rows)
         else:
             preview, metrics = score_shards(shards, self._scored_path(r), self.rewards, preview_rows=rows)
         self.tracker.log_rollouts(_table_rows(preview), step=r)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import threading
 import time
@@ -51,15 +52,13 @@ _NO_LIMIT_S = 7 * 24 * 3600.0
 class BackgroundScorer:
     """Scores shards handed to `submit` in a low-priority worker; `finish` makes the round's table."""
 
-    def __init__(self, specs: list[RewardSpec], rewards: list[WeightedReward], monitor: tuple | None = None,
-                 warn: Callable[[str], None] = print):
+    def __init__(self, specs: list[RewardSpec], monitor: tuple | None = None, warn: Callable[[str], None] = print):
         """`monitor`: (MonitorConfig as JSON, run dir, seed) for the worker to measure diversity with."""
         self.specs = [spec.model_dump(mode="json") for spec in specs]
         self.rewards_id = hashlib.sha256(json.dumps(self.specs, sort_keys=True).encode()).hexdigest()[:16]
-        self.rewards = rewards  # this process's instances of the same specs, for its share
         self.monitor, self.warn = monitor, warn
         self._sandbox = Sandbox(f"{__name__}:work", timeout_s=_NO_LIMIT_S, memory_limit_mb=0,
-                                startup_timeout_s=_NO_LIMIT_S, background=True)
+                                startup_timeout_s=_NO_LIMIT_S)
         # One thread, alive for the run: it starts the worker, and Linux's parent-death signal
         # fires when the *thread* that started a process exits.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="scorer")
@@ -67,16 +66,27 @@ class BackgroundScorer:
         self._claimed: set[Path] = set()
         self._futures: dict[Path, Future] = {}
         self._rollout_set: tuple[list[str], Future] | None = None
-        # Boot it now (imports, rewards and their own workers, the embedding model), while
-        # round 0 trains: a shard is claimed only by a worker ready to score it, so the reward
-        # phase never waits on a start.
+        # Boot it now (imports, rewards and their own workers, the embedding model), at normal
+        # priority, while this process imports torch on one core; it drops to idle priority
+        # once ready. A shard is claimed only by a worker ready to score it, and whatever it has
+        # not started when a phase needs it is done in process: no phase waits on a boot.
         self._executor.submit(self._sandbox.call, "prepare", self.specs, self.rewards_id, self.monitor)
 
+    @classmethod
+    def for_run(cls, cfg, run_path: Path, warn: Callable[[str], None]) -> BackgroundScorer | None:
+        """The scorer of a run (`cfg` its `LoopConfig`), or None when its rounds must be scored in
+        process; distillation scores the student's and the teacher's rows as one table."""
+        if cfg.teacher is not None or not cls.supports(cfg.rewards):
+            return None
+        monitor = (cfg.monitor.model_dump(mode="json"), str(run_path), cfg.seed) if cfg.monitor.enabled else None
+        return cls(cfg.rewards, monitor, warn)
+
     @staticmethod
-    def supports(specs: list[RewardSpec], rewards: list[WeightedReward]) -> bool:
-        return all(spec.name in BUILTIN_REWARDS and getattr(reward.fn, "needs_model", None) is None
-                   and not callable(getattr(reward.fn, "pop_metrics", None))
-                   for spec, reward in zip(specs, rewards, strict=True))
+    def supports(specs: list[RewardSpec]) -> bool:
+        """Built-in rewards without a model and without counters of their own (see the module doc)."""
+        classes = [BUILTIN_REWARDS.get(spec.name) for spec in specs]
+        return all(c is not None and not callable(getattr(c, "pop_metrics", None))
+                   and getattr(c, "needs_model", None) is None for c in classes)
 
     def submit(self, shard: Path) -> None:
         """Have the worker score `shard` (a complete rollout shard) unless it is scored or queued."""
@@ -84,14 +94,16 @@ class BackgroundScorer:
             return
         self._futures[shard] = self._executor.submit(self._score_in_worker, shard)
 
-    def finish(self, shards: list[Path], out_path: Path, preview_rows: int) -> tuple[list[dict], dict[str, float]]:
+    def finish(self, shards: list[Path], out_path: Path, rewards: list[WeightedReward],
+               preview_rows: int) -> tuple[list[dict], dict[str, float]]:
         """Write the scored table of `shards` to `out_path`; (preview rows, reward metrics) as
-        `score_shards` returns them. Shards the worker has not taken are scored here meanwhile."""
+        `score_shards` returns them. Shards the worker has not taken are scored here meanwhile,
+        with `rewards` (this process's instances of the same specs)."""
         for shard in shards:
             self.submit(shard)
         for shard in reversed(shards):
             if shard in self._futures and self._claim(shard):  # queued, not taken by the worker yet
-                self._score_here(shard)
+                self._score_here(shard, rewards)
                 self._futures.pop(shard).cancel()  # nothing to wait for (a worker still booting)
         totals = ScoreTotals()
         with ScoredWriter(out_path, preview_rows=preview_rows) as out:
@@ -100,15 +112,15 @@ class BackgroundScorer:
                 failed = future is not None and future.result()
                 part_totals = self._fresh_totals(shard)
                 if failed or part_totals is None:  # the worker failed on it, or it changed since
-                    self._score_here(shard)
+                    self._score_here(shard, rewards)
                     part_totals = self._fresh_totals(shard)
                 totals.merge(part_totals)
                 for table in _tables_of(self.part_of(shard)):
                     out.write(table)
-            out.close(empty_schema=empty_scored_schema(self.rewards))
+            out.close(empty_schema=empty_scored_schema(rewards))
         for parts in {self.part_of(shard).parent for shard in shards}:
             shutil.rmtree(parts, ignore_errors=True)
-        return out.preview, totals.metrics(self.rewards)
+        return out.preview, totals.metrics(rewards)
 
     def measure_rollouts(self, r: int, shards: list[Path], threads: int) -> None:
         """Have the worker measure the rollouts' diversity once it has scored them, with `threads`
@@ -153,8 +165,8 @@ class BackgroundScorer:
         result = self._sandbox.call("score", self.specs, self.rewards_id, str(shard), str(self.part_of(shard)))
         return result.error
 
-    def _score_here(self, shard: Path) -> None:
-        write_part(shard, self.part_of(shard), self.rewards, self.rewards_id)
+    def _score_here(self, shard: Path, rewards: list[WeightedReward]) -> None:
+        write_part(shard, self.part_of(shard), rewards, self.rewards_id)
 
     def _fresh_totals(self, shard: Path) -> ScoreTotals | None:
         """The totals of `shard`'s part if the part scored this very shard with these rewards."""
@@ -204,7 +216,22 @@ def _prepare(specs: list[dict], rewards_id: str, monitor: list | None) -> bool:
     _rewards(specs, rewards_id)
     if monitor is not None:
         _monitor(monitor).embedder.load()
+    _lower_priority()
     return True
+
+
+def _lower_priority() -> None:
+    """SCHED_IDLE, and nice 19 for the autogroup: with Linux's autogroups (on by default) the
+    worker's session is scheduled as a group of its own, and a task's policy alone does not
+    lower the group's share against the loop's. Best effort: elsewhere it runs as it is."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass
+    try:
+        Path("/proc/self/autogroup").write_text("19")
+    except OSError:
+        pass
 
 
 def _score(specs: list[dict], rewards_id: str, shard: str, part: str) -> bool:

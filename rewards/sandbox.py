@@ -71,13 +71,11 @@ class Sandbox:
         timeout_s: float,
         memory_limit_mb: int = 2048,
         startup_timeout_s: float = 60.0,
-        background: bool = False,
     ):
         self.target = target
         self.timeout_s = timeout_s
         self.memory_limit_mb = memory_limit_mb  # 0: no cap
         self.startup_timeout_s = startup_timeout_s
-        self.background = background  # lowest CPU priority: runs only on CPU nothing else wants
         self._reset()
 
     def call(self, *args: Any) -> SandboxResult:
@@ -188,8 +186,6 @@ class Sandbox:
         except OSError as exc:
             return f"could not start worker: {exc}"
         self._owner_pid = os.getpid()
-        if self.background:
-            _lower_priority(self._process.pid)
         # Kills the worker when this sandbox is garbage-collected or the interpreter exits.
         self._finalizer = weakref.finalize(self, _kill, self._process)
         try:
@@ -318,7 +314,7 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-_CONFIG_FIELDS = ("target", "timeout_s", "memory_limit_mb", "startup_timeout_s", "background")
+_CONFIG_FIELDS = ("target", "timeout_s", "memory_limit_mb", "startup_timeout_s")
 # Calls written to a worker at once: well under a pipe's 64 KiB, so writing a batch never
 # blocks on a worker that is busy (or hung) with an earlier call.
 _BATCH_BYTES = 16 * 1024
@@ -398,20 +394,6 @@ def _limit_memory(memory_limit_mb: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ImportError, ValueError, OSError):
         pass  # not POSIX, or a stricter hard limit is already in place
-
-
-def _lower_priority(pid: int) -> None:
-    """SCHED_IDLE for the process, and nice 19 for its autogroup: with Linux's autogroups (on by
-    default) a new session is scheduled as a group of its own, and a task's policy alone does
-    not lower the group's share against the parent's. Best effort: elsewhere it runs as is."""
-    try:
-        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):
-        pass
-    try:
-        Path(f"/proc/{pid}/autogroup").write_text("19")
-    except OSError:
-        pass
 
 
 def _die_with_parent() -> None:

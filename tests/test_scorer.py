@@ -35,7 +35,7 @@ def write_shards(round_dir: Path, sizes: list[int]) -> list[Path]:
 
 
 def scorer(specs: list[RewardSpec] = DEMO) -> BackgroundScorer:
-    return BackgroundScorer(specs, build_rewards(specs))
+    return BackgroundScorer(specs)
 
 
 def assert_same_scoring(tmp_path: Path, shards: list[Path], got: tuple[list, dict], out: Path) -> None:
@@ -60,7 +60,7 @@ def test_the_round_table_is_the_one_scoring_in_process_writes(tmp_path: Path):
         for shard in shards:
             background.submit(shard)
         out = tmp_path / "round_001" / "scored.parquet"
-        got = background.finish(shards, out, preview_rows=3)
+        got = background.finish(shards, out, build_rewards(DEMO), preview_rows=3)
     finally:
         background.close()
     assert_same_scoring(tmp_path, shards, got, out)
@@ -87,7 +87,7 @@ def test_the_worker_runs_at_idle_priority_and_its_death_loses_nothing(tmp_path: 
         for shard in shards[1:]:
             background.submit(shard)
         out = tmp_path / "round_001" / "scored.parquet"
-        got = background.finish(shards, out, preview_rows=3)
+        got = background.finish(shards, out, build_rewards(DEMO), preview_rows=3)
     finally:
         background.close()
     assert_same_scoring(tmp_path, shards, got, out)
@@ -108,7 +108,7 @@ def test_a_part_counts_only_for_the_same_shard_and_the_same_rewards(tmp_path: Pa
     try:
         background.submit(shards[2])  # its part matches: not sent to the worker
         assert background._futures == {}
-        got = background.finish(shards, tmp_path / "round_001" / "scored.parquet", preview_rows=3)
+        got = background.finish(shards, tmp_path / "round_001" / "scored.parquet", build_rewards(DEMO), preview_rows=3)
     finally:
         background.close()
     table = Dataset.from_parquet(str(tmp_path / "round_001" / "scored.parquet")).to_dict()
@@ -122,7 +122,7 @@ def test_a_part_counts_only_for_the_same_shard_and_the_same_rewards(tmp_path: Pa
 def test_no_rollouts_give_an_empty_table_with_every_reward_column(tmp_path: Path):
     background = scorer()
     try:
-        preview, metrics = background.finish([], tmp_path / "scored.parquet", preview_rows=3)
+        preview, metrics = background.finish([], tmp_path / "scored.parquet", build_rewards(DEMO), preview_rows=3)
     finally:
         background.close()
     table = pq.read_table(tmp_path / "scored.parquet")
@@ -142,8 +142,7 @@ def count_words(prompts, completions, **columns):
     (RewardSpec(name="test_scorer:count_words"), False),  # a user's function may keep state, or not import there
 ])
 def test_which_rewards_may_be_scored_in_the_background(spec: RewardSpec, background: bool):
-    specs = [DEMO[0], spec]
-    assert BackgroundScorer.supports(specs, build_rewards(specs)) is background
+    assert BackgroundScorer.supports([DEMO[0], spec]) is background
 
 
 def test_the_worker_measures_the_rollouts_diversity_as_this_process_does(tmp_path: Path):
@@ -154,7 +153,7 @@ def test_the_worker_measures_the_rollouts_diversity_as_this_process_does(tmp_pat
 
     shards = write_shards(tmp_path / "round_001", [12, 8, 16])
     cfg = MonitorConfig(sample_prompts=6, embed_prompts=3, self_bleu_texts=8)
-    background = BackgroundScorer(DEMO, build_rewards(DEMO), (cfg.model_dump(mode="json"), str(tmp_path), 7))
+    background = BackgroundScorer(DEMO, (cfg.model_dump(mode="json"), str(tmp_path), 7))
     try:
         background.measure_rollouts(1, shards, threads=1)
         assert background.rollout_set(shards) is None  # the worker is still booting: measured in process
