@@ -66,7 +66,7 @@ class BackgroundScorer:
         self._claimed: set[Path] = set()
         self._futures: dict[Path, Future] = {}
         self._rollout_set: tuple[list[str], Future] | None = None
-        # Boot it now (imports, rewards and their own workers, the embedding model), at normal
+        # Boot it now (imports, the rewards, the embedding model), at normal
         # priority, while this process imports torch on one core; it drops to idle priority
         # once ready. A shard is claimed only by a worker ready to score it, and whatever it has
         # not started when a phase needs it is done in process: no phase waits on a boot.
@@ -74,9 +74,10 @@ class BackgroundScorer:
 
     @classmethod
     def for_run(cls, cfg, run_path: Path, warn: Callable[[str], None]) -> BackgroundScorer | None:
-        """The scorer of a run (`cfg` its `LoopConfig`), or None when its rounds must be scored in
-        process; distillation scores the student's and the teacher's rows as one table."""
-        if cfg.teacher is not None or not cls.supports(cfg.rewards):
+        """The scorer of a run (`cfg` its `LoopConfig`), or None when its rounds are scored in
+        process: `threads.background: false`, distillation (the student's and the teacher's rows
+        are scored as one table), or a reward that cannot run there."""
+        if not cfg.threads.background or cfg.teacher is not None or not cls.supports(cfg.rewards):
             return None
         monitor = (cfg.monitor.model_dump(mode="json"), str(run_path), cfg.seed) if cfg.monitor.enabled else None
         return cls(cfg.rewards, monitor, warn)
@@ -252,16 +253,12 @@ def _measure_rollout_set(monitor: list, threads: int, r: int, shards: list[str])
 
 
 def _rewards(specs: list[dict], rewards_id: str) -> list[WeightedReward]:
-    """Built once per spec list, their own workers started at once."""
+    """Built once per spec list (their own workers, such as the math reward's, start on first use)."""
     if rewards_id not in _built:
         from policies.judges import build_rewards
 
         _built.clear()
         _built[rewards_id] = build_rewards([RewardSpec.model_validate(spec) for spec in specs])
-        for reward in _built[rewards_id]:
-            start = getattr(reward.fn, "start_workers", None)
-            if callable(start):
-                start()
     return _built[rewards_id]
 
 

@@ -9,7 +9,9 @@ changes float results, and the same config on the same machine must train the sa
 whatever else runs beside it. On a shared machine, cap it (`OMP_NUM_THREADS`, or a number).
 
 `threads: {train: auto, generate: auto, reward: 1}` is the default; any of them can be a fixed
-number. The controller calls `ThreadsConfig.apply(phase, ...)` before each phase. Two runs
+number. `background` (default true) lets a worker process at idle priority score the round's
+shards and measure their diversity beside the round (`loop/scorer.py`); false keeps it all in
+this process. The controller calls `ThreadsConfig.apply(phase, ...)` before each phase. Two runs
 compare bit for bit only if they computed with the same counts: fix the numbers for that.
 """
 
@@ -38,6 +40,8 @@ class ThreadsConfig(Section):
     train: Threads = Field("auto", description="Seed SFT, each round's update, the control.")
     generate: Threads = Field("auto", description="Rollouts and evaluation.")
     reward: Threads = Field(1, description="Reward and filter (Python and verifier workers).")
+    background: bool = Field(True, description="Score shards and measure their diversity in a worker process at "
+                                               "idle priority beside the round (loop/scorer.py).")
 
     def apply(self, phase: str, chosen: dict[str, int]) -> int:
         """Set torch's thread count for `phase`; returns it.

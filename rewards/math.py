@@ -207,11 +207,6 @@ class MathReward:
                     self._cache.popitem(last=False)
         return results
 
-    def start_workers(self) -> None:
-        """Start the symbolic workers now (a process that scores in the background warms up
-        before its first shard), rather than on the first answer that needs them."""
-        self._pool.start()
-
     def close(self) -> None:
         """Stop the verifier workers; a later call starts new ones."""
         self._pool.close()

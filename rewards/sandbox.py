@@ -96,11 +96,6 @@ class Sandbox:
                 results += self._run_batch(_next_batch(calls, len(results)))
         return results
 
-    def start(self) -> str:
-        """Start the worker now rather than on the first call; an error message or ""."""
-        with self._lock:
-            return self._ensure_worker()
-
     def close(self) -> None:
         """Kill the worker, if one is running. The sandbox can still be used afterwards."""
         with self._lock:
@@ -279,12 +274,6 @@ class SandboxPool:
             self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="sandbox")
             self._threads_pid = os.getpid()
         return self._threads
-
-    def start(self) -> None:
-        """Start every worker now (at once, each from its own long-lived thread)."""
-        executor = self._executor()
-        for done in [executor.submit(sandbox.start) for sandbox in self._sandboxes]:
-            done.result()
 
     @property
     def running(self) -> int:

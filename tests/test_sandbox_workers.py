@@ -61,15 +61,6 @@ def test_math_reward_caches_symbolic_checks_and_spreads_them_over_workers():
         assert reward._pool.running == 0
 
 
-def test_math_reward_can_start_its_workers_before_the_first_answer_needs_them():
-    with MathReward(timeout_s=5.0, workers=2) as reward:
-        assert reward._pool.running == 0
-        reward.start_workers()
-        assert reward._pool.running == 2
-        assert reward(["q"], [r"\boxed{\frac{2}{4}}"], reference_answer=[r"\frac{1}{2}"]) == [1.0]
-        assert reward._pool.running == 2  # the same workers answered
-
-
 @pytest.mark.parametrize("workers", [0, -1, 1.5])
 def test_math_reward_rejects_bad_worker_counts(workers):
     with pytest.raises(ValueError, match="workers must be a positive"):

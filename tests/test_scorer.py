@@ -172,3 +172,19 @@ def test_the_worker_measures_the_rollouts_diversity_as_this_process_does(tmp_pat
     assert measured.keys() == expected.keys()
     for key, value in expected.items():
         assert measured[key] == value or (math.isnan(value) and math.isnan(measured[key])), key
+
+
+@pytest.mark.parametrize("overrides, background", [
+    ([], True),
+    (["threads.background=false"], False),
+    (["rewards=[{name: math}, {name: \"test_scorer:count_words\"}]"], False),  # a user function
+])
+def test_a_run_scores_in_the_background_unless_told_not_to_or_it_cannot(tmp_path: Path, overrides, background):
+    from loop.config import load_config
+
+    cfg = load_config("configs/demo.yaml", overrides)
+    made = BackgroundScorer.for_run(cfg, tmp_path, print)
+    assert (made is not None) is background
+    if made is not None:
+        assert made.monitor[1:] == (str(tmp_path), cfg.seed)  # the run dir it was given, not the config's
+        made.close()

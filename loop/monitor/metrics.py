@@ -35,6 +35,8 @@ MEANINGS: dict[str, str] = {
     "funnel/<stage>": "samples left after each filter stage: generated, gates, threshold, band, exact dup, K cap, "
                       "near dup, contamination",
     "monitor/<part>_seconds": "seconds spent on monitoring (rollouts, hygiene, eval) inside the filter and evaluate phases",
+    "monitor/rollouts_background_seconds": "seconds the background worker spent on the rollouts' diversity while the "
+                                           "filter ran (then not in monitor/rollouts_seconds)",
 }
 
 CONFIDENCE_MEANINGS = {
