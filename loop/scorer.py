@@ -145,7 +145,7 @@ class BackgroundScorer:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._sandbox.close()
+        self._sandbox.kill()  # a call in flight holds the sandbox: `close` would wait for it
 
     @staticmethod
     def part_of(shard: Path) -> Path:
@@ -206,18 +206,21 @@ def _tables_of(part: Path):
 _built: dict[str, list[WeightedReward]] = {}
 _monitors: dict[str, object] = {}
 _warnings: list[str] = []
+_lowered = False
 
 
 def work(task: str, *args):
-    """The worker's entry point (`Sandbox` target)."""
-    return {"prepare": _prepare, "score": _score, "rollout_set": _measure_rollout_set}[task](*args)
+    """The worker's entry point (`Sandbox` target). Its first task, whichever it is (a worker
+    started again after a crash begins with a shard), boots it at normal priority."""
+    result = {"prepare": _prepare, "score": _score, "rollout_set": _measure_rollout_set}[task](*args)
+    _lower_priority()
+    return result
 
 
 def _prepare(specs: list[dict], rewards_id: str, monitor: list | None) -> bool:
     _rewards(specs, rewards_id)
     if monitor is not None:
         _monitor(monitor).embedder.load()
-    _lower_priority()
     return True
 
 
@@ -225,6 +228,10 @@ def _lower_priority() -> None:
     """SCHED_IDLE, and nice 19 for the autogroup: with Linux's autogroups (on by default) the
     worker's session is scheduled as a group of its own, and a task's policy alone does not
     lower the group's share against the loop's. Best effort: elsewhere it runs as it is."""
+    global _lowered
+    if _lowered:
+        return
+    _lowered = True
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
