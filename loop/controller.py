@@ -37,6 +37,7 @@ from loop.rollouts import generate_shards, level_pass_rate, seed_for
 from loop.scorer import BackgroundScorer
 from loop.scoring import score, score_shards
 from loop.rundir import RunDir, RunState
+from loop.threads import usable_cores
 from loop.tracking import Tracker
 from policies.engines import RolloutEngine, SamplingParams, build_engine
 from policies.judges import EngineGenerator, attach_judges, build_rewards
@@ -181,7 +182,11 @@ class Loop:
             prompts, metrics = concatenate_datasets([prompts, grown.cast(prompts.features)]), metrics | growth_metrics
         metrics["rollout/prompts"] = float(len(prompts))
         teacher = self.cfg.teacher
-        on_shard = self.scorer.submit if self.scorer is not None else (lambda path: None)
+        # Scoring beside generation uses a core that generation leaves free. Beside torch threads
+        # on every core it slows decoding by about what it saves (bench/README.md): then the
+        # worker scores in the reward phase instead, on a second core there.
+        spare_core = self.cfg.threads.count("generate", self.state.threads) < usable_cores()
+        on_shard = self.scorer.submit if self.scorer is not None and spare_core else (lambda path: None)
         student = None if teacher and teacher.mode == "all" else self._sample(r, prompts, "rollouts", on_shard=on_shard)
         if teacher is None:
             return metrics | {"rollout/samples": float(sum(parquet_rows(shard) for shard in student))}

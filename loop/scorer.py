@@ -121,6 +121,8 @@ class BackgroundScorer:
             out.close(empty_schema=empty_scored_schema(rewards))
         for parts in {self.part_of(shard).parent for shard in shards}:
             shutil.rmtree(parts, ignore_errors=True)
+        with self._lock:  # done with: shards made again under these paths are new work
+            self._claimed.difference_update(shards)
         return out.preview, totals.metrics(rewards)
 
     def measure_rollouts(self, r: int, shards: list[Path], threads: int) -> None:
