@@ -182,11 +182,7 @@ class Loop:
             prompts, metrics = concatenate_datasets([prompts, grown.cast(prompts.features)]), metrics | growth_metrics
         metrics["rollout/prompts"] = float(len(prompts))
         teacher = self.cfg.teacher
-        # Scoring beside generation uses a core that generation leaves free. Beside torch threads
-        # on every core it slows decoding by about what it saves (bench/README.md): then the
-        # worker scores in the reward phase instead, on a second core there.
-        spare_core = self.cfg.threads.count("generate", self.state.threads) < usable_cores()
-        on_shard = self.scorer.submit if self.scorer is not None and spare_core else (lambda path: None)
+        on_shard = self.scorer.submit if self._scores_beside_generation() else (lambda path: None)
         student = None if teacher and teacher.mode == "all" else self._sample(r, prompts, "rollouts", on_shard=on_shard)
         if teacher is None:
             return metrics | {"rollout/samples": float(sum(parquet_rows(shard) for shard in student))}
@@ -236,13 +232,21 @@ class Loop:
             shards = [self.run.round_dir(r) / "rollouts_with_teacher.parquet"]
             save_parquet(self._load_rollouts(r), shards[0])
         rows = self.cfg.tracking.table_rows
-        if self.scorer is not None:  # most of it already scored while the round was generated
+        if self.scorer is not None:  # the worker measures their diversity while the filter runs
             self.scorer.measure_rollouts(r, shards, self.cfg.threads.count("filter", self.state.threads))
+        if self._scores_beside_generation():  # most of it already scored while the round was generated
             preview, metrics = self.scorer.finish(shards, self._scored_path(r), self.rewards, preview_rows=rows)
         else:
             preview, metrics = score_shards(shards, self._scored_path(r), self.rewards, preview_rows=rows)
         self.tracker.log_rollouts(_table_rows(preview), step=r)
         return metrics
+
+    def _scores_beside_generation(self) -> bool:
+        """Whether the worker scores shards as they are generated: on a core generation leaves
+        free. Beside torch threads on every core it slowed decoding by about what it saved, and
+        scoring split between it and this process in the reward phase was slower than this
+        process alone (bench/README.md), so then the reward phase scores in process."""
+        return self.scorer is not None and self.cfg.threads.count("generate", self.state.threads) < usable_cores()
 
     def _load_rollouts(self, r: int) -> Dataset:
         files = sorted(str(p) for p in (self.run.round_dir(r) / "rollouts").glob("shard_*.parquet"))
