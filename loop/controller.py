@@ -242,11 +242,16 @@ class Loop:
         return metrics
 
     def _scores_beside_generation(self) -> bool:
-        """Whether the worker scores shards as they are generated: on a core generation leaves
-        free. Beside torch threads on every core it slowed decoding by about what it saved, and
-        scoring split between it and this process in the reward phase was slower than this
-        process alone (bench/README.md), so then the reward phase scores in process."""
-        return self.scorer is not None and self.cfg.threads.count("generate", self.state.threads) < usable_cores()
+        """Whether the worker scores shards as they are generated: when generation leaves the CPU
+        cores free (an accelerator or a server generates) or some of them (fewer torch threads
+        than cores). Beside torch threads on every core it slowed decoding by about what it
+        saved, and scoring split between it and this process in the reward phase was slower than
+        this process alone (bench/README.md): then the reward phase scores in process."""
+        import torch
+
+        on_the_cpus = self.cfg.rollout.engine == "hf" and not torch.cuda.is_available()
+        spare = not on_the_cpus or self.cfg.threads.count("generate", self.state.threads) < usable_cores()
+        return self.scorer is not None and spare
 
     def _load_rollouts(self, r: int) -> Dataset:
         files = sorted(str(p) for p in (self.run.round_dir(r) / "rollouts").glob("shard_*.parquet"))
