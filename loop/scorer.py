@@ -1,26 +1,27 @@
 """Score a round's rollout shards, and measure their diversity, beside the rest of the round.
 
-Generation leaves CPU unused: all of a core when it runs one torch thread (a core left to the
-verifiers, or two runs side by side), and the gaps of Python between decode steps otherwise.
-A worker process at the lowest priority (SCHED_IDLE, its autogroup at nice 19) scores each
-shard into `scored_parts/` as soon as generation writes it, taking only CPU nothing else
-wants. The reward phase then scores whatever is still unscored on this process's core too
-(from the last shard back, while the worker goes on from the front), so it runs on two cores,
-and merges the parts into `scored.parquet`: the same file, row for row, as scoring in process.
-While the filter then selects and cleans on this process's core, the worker measures the
-rollouts' diversity (`Monitor.rollout_set`, which reads only the shards) on the other.
+A worker process, started first thing by `loop run` and at the lowest priority once booted
+(SCHED_IDLE, its autogroup at nice 19), takes only CPU nothing else wants. It measures the
+rollouts' diversity (`Monitor.rollout_set`, which reads only the shards) while the reward and
+filter phases run on this process's one core. When generation leaves CPU unused (an
+accelerator or a server generates, or fewer torch threads than cores: the controller decides),
+it also scores each shard into `scored_parts/` as soon as generation writes it; the reward
+phase scores whatever is still unscored here too (from the last shard back, while the worker
+goes on from the front) and merges the parts into `scored.parquet`: the same file, row for row,
+as scoring in process. Beside torch threads on every core, scoring slowed decoding by about
+what it saved (bench/background_scoring.py), so it is not done there.
 
 A part's Parquet footer records the shard it scored (size and mtime), the rewards' specs and
 the part's score totals. A part is used only if all of them still hold: a resumed run keeps
 what was scored before the kill and scores the rest; a regenerated shard or rewards changed
-by `--force` are scored again. Whatever the worker does not deliver (it died, or the run was
-resumed in between) is done in process, with the same result.
+by `--force` are scored again. Whatever the worker does not deliver (it died, it was still
+booting, or the run was resumed in between) is done in process, with the same result.
 
 Which rewards may run there (`BackgroundScorer.supports`): built-in ones without a model
 (judges answer through the live policy, in this process) and without counters of their own
 (`pop_metrics`, e.g. the code sandbox's: split over two processes they would be wrong). Any
-other reward in the list, and distillation (whose round is scored as one table of student and
-teacher rows), leave scoring to the reward phase, in process, as before.
+other reward in the list, distillation (whose round is scored as one table of student and
+teacher rows), and `threads.background: false` leave everything in process.
 """
 
 from __future__ import annotations
