@@ -86,7 +86,8 @@ def test_the_worker_runs_at_idle_priority_and_its_death_loses_nothing(tmp_path: 
         wait_for_part(shards[0])
         pid = background._sandbox._process.pid
         assert os.sched_getscheduler(pid) == os.SCHED_IDLE
-        assert Path(f"/proc/{pid}/autogroup").read_text().split()[-1] == "19"
+        if Path("/proc/self/autogroup").exists():  # kernels with autogroup scheduling (most distributions')
+            assert Path(f"/proc/{pid}/autogroup").read_text().split()[-1] == "19"
         os.kill(pid, signal.SIGKILL)  # as the OOM killer would
         background._sandbox._process.wait()  # (a call sent before it is gone fails: `finish` redoes it here)
         background.submit(shards[1])  # a fresh worker takes it, and goes idle once it has
