@@ -213,11 +213,14 @@ _lowered = False
 
 
 def work(task: str, *args):
-    """The worker's entry point (`Sandbox` target). Its first task, whichever it is (a worker
-    started again after a crash begins with a shard), boots it at normal priority."""
-    result = {"prepare": _prepare, "score": _score, "rollout_set": _measure_rollout_set}[task](*args)
+    """The worker's entry point (`Sandbox` target). `prepare` boots it at normal priority; any
+    other task runs at idle priority (a worker started again after a crash begins with a shard)."""
+    if task == "prepare":
+        result = _prepare(*args)
+        _lower_priority()
+        return result
     _lower_priority()
-    return result
+    return {"score": _score, "rollout_set": _measure_rollout_set}[task](*args)
 
 
 def _prepare(specs: list[dict], rewards_id: str, monitor: list | None) -> bool:
