@@ -36,6 +36,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loop.scoring import ScoredWriter, ScoreTotals, empty_scored_schema, scored_batches
@@ -117,8 +118,7 @@ class BackgroundScorer:
                     self._score_here(shard, rewards)
                     part_totals = self._fresh_totals(shard)
                 totals.merge(part_totals)
-                for table in _tables_of(self.part_of(shard)):
-                    out.write(table)
+                out.write(_rows_of(self.part_of(shard)))
             out.close(empty_schema=empty_scored_schema(rewards))
         for parts in {self.part_of(shard).parent for shard in shards}:
             shutil.rmtree(parts, ignore_errors=True)
@@ -198,11 +198,11 @@ def _shard_id(shard: Path) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns]
 
 
-def _tables_of(part: Path):
+def _rows_of(part: Path) -> pa.Table:
     """The part's rows, without its footer entry (the scored table's schema carries only the features)."""
     table = pq.read_table(part)
     metadata = {k: v for k, v in (table.schema.metadata or {}).items() if k != _FOOTER_KEY.encode()}
-    yield table.replace_schema_metadata(metadata)
+    return table.replace_schema_metadata(metadata)
 
 
 # --- in the worker process ----------------------------------------------------------------

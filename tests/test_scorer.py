@@ -57,14 +57,19 @@ def test_the_round_table_is_the_one_scoring_in_process_writes(tmp_path: Path):
     shards = write_shards(tmp_path / "round_001", [12, 8, 16, 4])
     background = scorer()
     try:
-        for shard in shards:
+        for shard in shards:  # as generation hands them over
             background.submit(shard)
-        out = tmp_path / "round_001" / "scored.parquet"
-        got = background.finish(shards, out, build_rewards(DEMO), preview_rows=3)
+        got = finish_round(background, shards)
     finally:
         background.close()
+    out = tmp_path / "round_001" / "scored.parquet"
     assert_same_scoring(tmp_path, shards, got, out)
     assert metadata_keys(out) == metadata_keys(tmp_path / "expected.parquet")  # no part provenance left
+
+
+def finish_round(background: BackgroundScorer, shards: list[Path]) -> tuple[list, dict]:
+    """The reward phase of round 1: `round_001/scored.parquet`, and its preview and metrics."""
+    return background.finish(shards, shards[0].parent.parent / "scored.parquet", build_rewards(DEMO), preview_rows=3)
 
 
 def metadata_keys(path: Path) -> set[bytes]:
@@ -93,13 +98,10 @@ def test_the_worker_runs_at_idle_priority_and_its_death_loses_nothing(tmp_path: 
         background.submit(shards[1])  # a fresh worker takes it, and goes idle once it has
         wait_for_part(shards[1])
         assert os.sched_getscheduler(background._sandbox._process.pid) == os.SCHED_IDLE
-        for shard in shards[2:]:
-            background.submit(shard)
-        out = tmp_path / "round_001" / "scored.parquet"
-        got = background.finish(shards, out, build_rewards(DEMO), preview_rows=3)
+        got = finish_round(background, shards)  # the rest, never handed over, are scored on the way
     finally:
         background.close()
-    assert_same_scoring(tmp_path, shards, got, out)
+    assert_same_scoring(tmp_path, shards, got, tmp_path / "round_001" / "scored.parquet")
 
 
 def test_a_part_counts_only_for_the_same_shard_and_the_same_rewards(tmp_path: Path):
