@@ -70,6 +70,7 @@ class Loop:
         self.engine: RolloutEngine | None = None
         self.teacher: RolloutEngine | None = None  # `teacher:` distillation, loaded on first use
         self.data: TaskData | None = None
+        self._generated: int | None = None  # the round whose generate phase this process just ran
         self.monitor = Monitor(cfg.monitor, run.path, cfg.seed, lambda line: console.print(f"[yellow]{line}[/yellow]"))
 
     # --- driver ---------------------------------------------------------------------------
@@ -185,8 +186,10 @@ class Loop:
         on_shard = self.scorer.submit if self._scores_beside_generation() else (lambda path: None)
         student = None if teacher and teacher.mode == "all" else self._sample(r, prompts, "rollouts", on_shard=on_shard)
         if teacher is None:
+            self._generated = r
             return metrics | {"rollout/samples": float(sum(parquet_rows(shard) for shard in student))}
         rollouts, student_prompts = self._distill(r, prompts, student)
+        self._generated = r
         return metrics | provenance_metrics(rollouts, student_prompts) | {"rollout/samples": float(len(rollouts))}
 
     def _grow(self, r: int) -> tuple[Dataset, dict]:
@@ -225,19 +228,22 @@ class Loop:
     def _reward(self, r: int) -> dict:
         # The shards are a cache of a seeded computation: a deleted or truncated one is made
         # again by the generate phase's own path (grown prompts are read back from growth.parquet,
-        # the teacher answers the same failed prompts), and finished shards are only read.
-        self._generate(r)
+        # the teacher answers the same failed prompts), and finished shards are only read. Not
+        # straight after this process generated them: picking the prompts again costs ~0.05 s.
+        if self._generated != r:
+            self._generate(r)
         shards = sorted((self.run.round_dir(r) / "rollouts").glob("shard_*.parquet"))
         if (self.run.round_dir(r) / TEACHER_DIR).is_dir():  # mixed distillation: one table of both writers
             shards = [self.run.round_dir(r) / "rollouts_with_teacher.parquet"]
             save_parquet(self._load_rollouts(r), shards[0])
         rows = self.cfg.tracking.table_rows
-        if self.scorer is not None:  # the worker measures their diversity while the filter runs
-            self.scorer.measure_rollouts(r, shards, self.cfg.threads.count("filter", self.state.threads))
-        if self._scores_beside_generation():  # most of it already scored while the round was generated
-            preview, metrics = self.scorer.finish(shards, self._scored_path(r), self.rewards, preview_rows=rows)
-        else:
+        if self.scorer is None:
             preview, metrics = score_shards(shards, self._scored_path(r), self.rewards, preview_rows=rows)
+        else:  # the worker scores from the last shard back (what it did not score beside generation),
+            # this process from the first; then the worker measures their diversity while the filter runs
+            self.scorer.hand_over(shards)
+            self.scorer.measure_rollouts(r, shards, self.cfg.threads.count("filter", self.state.threads))
+            preview, metrics = self.scorer.finish(shards, self._scored_path(r), self.rewards, preview_rows=rows)
         self.tracker.log_rollouts(_table_rows(preview), step=r)
         return metrics
 
@@ -245,8 +251,7 @@ class Loop:
         """Whether the worker scores shards as they are generated: when generation leaves the CPU
         cores free (an accelerator or a server generates) or some of them (fewer torch threads
         than cores). Beside torch threads on every core it slowed decoding by about what it
-        saved, and scoring split between it and this process in the reward phase was slower than
-        this process alone (bench/README.md): then the reward phase scores in process."""
+        saved (bench/README.md): then it starts with the reward phase."""
         import torch
 
         on_the_cpus = self.cfg.rollout.engine == "hf" and not torch.cuda.is_available()

@@ -1,15 +1,15 @@
 """Score a round's rollout shards, and measure their diversity, beside the rest of the round.
 
 A worker process, started first thing by `loop run` and at the lowest priority once booted
-(SCHED_IDLE, its autogroup at nice 19), takes only CPU nothing else wants. It measures the
-rollouts' diversity (`Monitor.rollout_set`, which reads only the shards) while the reward and
-filter phases run on this process's one core. When generation leaves CPU unused (an
-accelerator or a server generates, or fewer torch threads than cores: the controller decides),
-it also scores each shard into `scored_parts/` as soon as generation writes it; the reward
-phase scores whatever is still unscored here too (from the last shard back, while the worker
-goes on from the front) and merges the parts into `scored.parquet`: the same file, row for row,
-as scoring in process. Beside torch threads on every core, scoring slowed decoding by about
-what it saved (bench/background_scoring.py), so it is not done there.
+(SCHED_IDLE, its autogroup at nice 19), takes only CPU nothing else wants. When generation
+leaves CPU unused (an accelerator or a server generates, or fewer torch threads than cores:
+the controller decides), it scores each shard into `scored_parts/` as soon as generation writes
+it. Beside torch threads on every core that slowed decoding by about what it saved
+(bench/background_scoring.py), so there it starts with the reward phase. Either way the reward
+phase hands it what is unscored, from the last shard back, while this process scores from the
+first straight into `scored.parquet` and copies in the worker's parts: the same file, row for
+row, as scoring in process. Then the worker measures the rollouts' diversity
+(`Monitor.rollout_set`, which reads only the shards) while the filter phase runs.
 
 A part's Parquet footer records the shard it scored (size and mtime), the rewards' specs and
 the part's score totals. A part is used only if all of them still hold: a resumed run keeps
@@ -91,6 +91,11 @@ class BackgroundScorer:
         return all(c is not None and not callable(getattr(c, "pop_metrics", None))
                    and getattr(c, "needs_model", None) is None for c in classes)
 
+    def hand_over(self, shards: list[Path]) -> None:
+        """`submit` each of `shards` from the last back: `finish` scores from the first."""
+        for shard in reversed(shards):
+            self.submit(shard)
+
     def submit(self, shard: Path) -> None:
         """Have the worker score `shard` (a complete rollout shard) unless it is scored or queued."""
         if shard in self._futures or self._fresh_totals(shard) is not None:
@@ -100,25 +105,30 @@ class BackgroundScorer:
     def finish(self, shards: list[Path], out_path: Path, rewards: list[WeightedReward],
                preview_rows: int) -> tuple[list[dict], dict[str, float]]:
         """Write the scored table of `shards` to `out_path`; (preview rows, reward metrics) as
-        `score_shards` returns them. Shards the worker has not taken are scored here meanwhile,
-        with `rewards` (this process's instances of the same specs)."""
-        for shard in shards:
-            self.submit(shard)
-        for shard in reversed(shards):
-            if shard in self._futures and self._claim(shard):  # queued, not taken by the worker yet
-                self._score_here(shard, rewards)
-                self._futures.pop(shard).cancel()  # nothing to wait for (a worker still booting)
+        `score_shards` returns them.
+
+        The worker is handed what it does not have yet, from the last shard back, while this
+        process goes from the first: a shard the worker has scored is copied from its part; one
+        it has not taken is scored here, with `rewards` (this process's instances of the same
+        specs), straight into the table; one it is scoring is waited for. The two meet once,
+        so this process waits for at most the shard in the worker's hands."""
+        self.hand_over(shards)
         totals = ScoreTotals()
         with ScoredWriter(out_path, preview_rows=preview_rows) as out:
             for shard in shards:
-                future = self._futures.pop(shard, None)  # the worker's shards
-                failed = future is not None and future.result()
-                part_totals = self._fresh_totals(shard)
-                if failed or part_totals is None:  # the worker failed on it, or it changed since
-                    self._score_here(shard, rewards)
-                    part_totals = self._fresh_totals(shard)
-                totals.merge(part_totals)
-                out.write(_rows_of(self.part_of(shard)))
+                future = self._futures.pop(shard, None)
+                if future is not None and self._claim(shard):  # queued, not taken by the worker
+                    future.cancel()  # (nothing to wait for: a worker still booting, or busy elsewhere)
+                    part_totals = None
+                else:  # the worker's, when it did not fail on it, and the shard is the one it scored
+                    failed = future is not None and future.result()
+                    part_totals = None if failed else self._fresh_totals(shard)
+                if part_totals is None:
+                    for table in scored_batches(shard, rewards, totals):
+                        out.write(table)
+                else:
+                    totals.merge(part_totals)
+                    out.write(_rows_of(self.part_of(shard)))
             out.close(empty_schema=empty_scored_schema(rewards))
         for parts in {self.part_of(shard).parent for shard in shards}:
             shutil.rmtree(parts, ignore_errors=True)
@@ -168,9 +178,6 @@ class BackgroundScorer:
             return ""
         result = self._sandbox.call("score", self.specs, self.rewards_id, str(shard), str(self.part_of(shard)))
         return result.error
-
-    def _score_here(self, shard: Path, rewards: list[WeightedReward]) -> None:
-        write_part(shard, self.part_of(shard), rewards, self.rewards_id)
 
     def _fresh_totals(self, shard: Path) -> ScoreTotals | None:
         """The totals of `shard`'s part if the part scored this very shard with these rewards."""

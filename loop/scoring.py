@@ -7,6 +7,7 @@ that must start in about a second.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -50,10 +51,9 @@ def scored_batches(rollout_file: Path, rewards: list[WeightedReward], totals: Sc
                    batch_rows: int = SCORE_BATCH_ROWS):
     """The scored rows of one rollout file, as Arrow tables of at most `batch_rows` rows."""
     shard = pq.ParquetFile(rollout_file)
-    features = Features.from_arrow_schema(shard.schema_arrow)
     for batch in shard.iter_batches(batch_rows):
         out = _score_batch(batch.to_pydict(), rewards, totals)
-        yield pa.Table.from_pydict(out, schema=_scored_features(features, out).arrow_schema)
+        yield pa.Table.from_pydict(out, schema=_scored_schema(shard.schema_arrow, tuple(out)))
 
 
 def empty_scored_schema(rewards: list[WeightedReward]) -> pa.Schema:
@@ -190,6 +190,13 @@ class ScoreTotals:
             metrics["filter/gates/accept_rate"] = self.gate_passed / max(self.rows, 1)
         metrics["rollout/samples"] = float(self.rows)
         return metrics
+
+
+@functools.lru_cache(maxsize=8)
+def _scored_schema(rollout: pa.Schema, columns: tuple[str, ...]) -> pa.Schema:
+    """`_scored_features` of a shard's schema, made once: a round's shards share it, and
+    building it through `datasets` costs a few milliseconds a shard."""
+    return _scored_features(Features.from_arrow_schema(rollout), dict.fromkeys(columns)).arrow_schema
 
 
 def _scored_features(rollout: Features, columns: dict) -> Features:

@@ -8,6 +8,11 @@ A reward with a `gate` is also a filter: samples scoring below it (or `None`) ar
 there, get a `None` total, and are never shown to a later reward. Rewards run cheapest first
 (by their `cost` attribute: filters 0, math 1, code sandbox 2, judge 3; ties keep config
 order), so a sandbox or a judge is never called on a sample a cheap filter already rejected.
+
+A reward whose verdict is a function of the sample alone says so with a `sample_columns`
+attribute: the dataset columns it reads besides the prompt and the completion. Samples equal
+in all of those are then judged once: a policy that has learnt a task repeats itself, and in
+the CPU demo's later rounds 60% of the samples are a copy of another sample of their prompt.
 """
 
 from __future__ import annotations
@@ -116,6 +121,39 @@ def as_trl(rewards: list[WeightedReward]) -> tuple[list[Callable], list[float]]:
 
 
 def _run(reward: WeightedReward, prompts: list, completions: list, columns: dict) -> tuple[list, list]:
+    """The reward's scores and reasons, each distinct sample judged once (see the module doc)."""
+    firsts, copy_of = _distinct_samples(reward, prompts, completions, columns)
+    if len(firsts) == len(completions):
+        return _judge(reward, prompts, completions, columns)
+    n = len(completions)
+    sub_columns = {k: [v[i] for i in firsts] if _per_sample(v, n) else v for k, v in columns.items()}
+    scores, reasons = _judge(reward, [prompts[i] for i in firsts], [completions[i] for i in firsts], sub_columns)
+    return [scores[j] for j in copy_of], [reasons[j] for j in copy_of]
+
+
+def _distinct_samples(reward: WeightedReward, prompts: list, completions: list,
+                      columns: dict) -> tuple[list[int], list[int]]:
+    """(the first index of each distinct sample, each sample's position among those firsts).
+    Every sample is distinct unless the reward declares `sample_columns`, and when a value is
+    unhashable (a chat-message completion, token ids)."""
+    n = len(completions)
+    read = getattr(reward.fn, "sample_columns", None)
+    if read is None:
+        return list(range(n)), list(range(n))
+    keyed = [prompts, completions] + [columns[c] for c in read if _per_sample(columns.get(c), n)]
+    firsts, position, copy_of = [], {}, []
+    try:
+        for i, key in enumerate(zip(*keyed)):
+            j = position.setdefault(key, len(firsts))
+            if j == len(firsts):
+                firsts.append(i)
+            copy_of.append(j)
+    except TypeError:  # unhashable: judge each sample
+        return list(range(n)), list(range(n))
+    return firsts, copy_of
+
+
+def _judge(reward: WeightedReward, prompts: list, completions: list, columns: dict) -> tuple[list, list]:
     verdicts = getattr(reward.fn, "verdicts", None)
     if callable(verdicts):
         judged = verdicts(prompts, completions, **columns)

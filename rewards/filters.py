@@ -28,6 +28,7 @@ class LengthReward:
 
     __name__ = "length"
     cost = 0
+    sample_columns = ("completion_ids", "token_count")  # a verdict reads only these (rewards.compose)
 
     def __init__(self, min_tokens: int = 0, max_tokens: int | None = None):
         if min_tokens < 0 or (max_tokens is not None and max_tokens < min_tokens):
@@ -67,6 +68,7 @@ class RepetitionReward:
 
     __name__ = "repetition"
     cost = 0
+    sample_columns = ()  # a verdict reads only the completion (rewards.compose)
 
     def __init__(self, n: int = 4, max_share: float = 0.3):
         if n < 1 or not 0.0 <= max_share <= 1.0:

@@ -35,6 +35,7 @@ class FormatReward:
 
     __name__ = "format"  # TRL names the reward's logged metrics after reward_func.__name__
     cost = 0  # the filter stack runs cheaper rewards first
+    sample_columns = ()  # a verdict reads only the completion (rewards.compose)
 
     def __init__(self, pattern: str | None = None):
         self.pattern = pattern

@@ -95,6 +95,7 @@ class MathReward:
 
     __name__ = "math"  # TRL names the reward's logged metrics after reward_func.__name__
     cost = 1  # the filter stack runs cheaper rewards first
+    sample_columns = ("reference_answer",)  # a verdict reads only these (rewards.compose)
 
     def __init__(
         self,

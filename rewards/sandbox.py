@@ -229,7 +229,8 @@ class SandboxPool:
     """`workers` sandboxes for the same target, fed in chunks from threads.
 
     The parent's threads only wait on pipes, so N workers use N cores. Workers start on
-    first use, and only as many as a call has chunks for.
+    first use, one for every 8 calls a `map` has (up to N): a few calls are answered by one
+    worker sooner than a second one starts.
 
     >>> with SandboxPool("operator:add", timeout_s=5.0, workers=2) as pool:
     ...     [result.value for result in pool.map([(1, 2), (3, 4), (5, 6)])]
@@ -268,7 +269,10 @@ class SandboxPool:
                     return
                 results[start : start + size] = sandbox.call_many(calls[start : start + size])
 
-        used = self._sandboxes[: -(-len(calls) // size)]
+        # A start costs a worker's imports (about a second for sympy), a call milliseconds: a
+        # worker starts for each _CALLS_PER_START calls, and those already up go first.
+        wanted = max(self.running, -(-len(calls) // _CALLS_PER_START))
+        used = sorted(self._sandboxes, key=lambda sandbox: not sandbox.running)[: min(wanted, -(-len(calls) // size))]
         executor = self._executor()
         for done in [executor.submit(drain, sandbox) for sandbox in used]:
             done.result()
@@ -316,6 +320,7 @@ _CONFIG_FIELDS = ("target", "timeout_s", "memory_limit_mb", "startup_timeout_s")
 _BATCH_BYTES = 16 * 1024
 # Calls per chunk a pool thread claims at a time.
 _MAX_CHUNK = 16
+_CALLS_PER_START = 8
 
 
 def _next_batch(calls: list[tuple], start: int) -> list[bytes]:

@@ -30,6 +30,7 @@ class StepsReward:
 
     __name__ = "steps"
     cost = 0  # the filter stack runs cheaper rewards first
+    sample_columns = ()  # a verdict reads only the completion and its prompt (rewards.compose)
 
     def __init__(self, all_or_nothing: bool = False, follow_prompt: bool = False):
         self.all_or_nothing, self.follow_prompt = all_or_nothing, follow_prompt

@@ -102,6 +102,55 @@ def test_gate_passes_per_sample_columns_for_the_survivors_only():
     assert seen == {"refs": ["1", "3"], "state": {"step": 7}}
 
 
+class CountingMath:
+    """The real math reward, counting the samples it is shown (a verdict is a function of the
+    sample: it declares `sample_columns`)."""
+
+    __name__ = "counted_math"
+    cost = 1
+    sample_columns = ("reference_answer",)
+
+    def __init__(self):
+        self.shown = 0
+        self.math = build_reward("math")
+
+    def verdicts(self, prompts, completions, **columns):
+        self.shown += len(completions)
+        return self.math.verdicts(prompts, completions, **columns)
+
+
+def test_a_sample_the_reward_saw_in_this_call_is_judged_once_with_the_same_verdict():
+    # Same prompt, completion and reference: one verdict for both. A different reference, prompt
+    # or completion is another sample.
+    prompts = ["Q1", "Q1", "Q1", "Q2", "Q1", "Q1"]
+    completions = ["The answer is 4.", "The answer is 4.", "The answer is 5.", "The answer is 4.",
+                   "The answer is 4.", "The answer is 4."]
+    references = ["4", "4", "4", "4", "5", "4"]
+    counted = CountingMath()
+    table = score_all([WeightedReward("math", counted, 1.0)], prompts, completions, reference_answer=references)
+    plain = score_all([WeightedReward("math", build_reward("math"), 1.0)], prompts, completions,
+                      reference_answer=references)
+    assert counted.shown == 4  # rows 1 and 5 repeat row 0
+    assert table.scores == plain.scores and table.reasons == plain.reasons
+    assert table.scores["math"] == [1.0, 1.0, 0.0, 1.0, 0.0, 1.0]
+
+
+def test_only_rewards_that_declare_their_columns_share_verdicts_and_unhashable_samples_never_do():
+    judge = ExpensiveJudge()  # no `sample_columns`: it may read anything (a judge, a sandbox)
+    score_all([WeightedReward("expensive", judge, 1.0)], ["Q"] * 3, ["same"] * 3)
+    assert judge.seen == ["same"] * 3
+    counted = CountingMath()
+    chat = [[{"role": "assistant", "content": "The answer is 4."}]] * 3  # lists: not hashable
+    table = score_all([WeightedReward("math", counted, 1.0)], ["Q"] * 3, chat, reference_answer=["4"] * 3)
+    assert counted.shown == 3 and table.scores["math"] == [1.0] * 3
+
+
+def test_length_reads_token_counts_so_equal_texts_of_different_lengths_stay_apart():
+    length = WeightedReward("length", LengthReward(min_tokens=3), 0.0, gate=1.0)
+    table = score_all([length], ["Q"] * 3, ["same text"] * 3, token_count=[2, 5, 2])
+    assert table.scores["length"] == [0.0, 1.0, 0.0] and table.rejected_by == ["length", "", "length"]
+
+
 def test_everything_rejected_leaves_no_reward_call():
     judge = ExpensiveJudge()
     rewards = [WeightedReward("length", LengthReward(min_tokens=5), 0.0, gate=1.0),

@@ -49,6 +49,18 @@ def test_sandbox_pool_keeps_order_and_limits_each_call_in_a_batch():
     assert [r.value for i, r in enumerate(results) if i not in (5, 23)] == [2 * i for i in range(40) if i not in (5, 23)]
 
 
+def test_sandbox_pool_starts_a_worker_for_every_eight_calls_and_reuses_those_up():
+    with SandboxPool("builtins:eval", timeout_s=5.0, workers=2) as pool:
+        assert [r.value for r in pool.map([("1 + 1",), ("2 + 2",), ("3 + 3",)])] == [2, 4, 6]
+        assert pool.running == 1  # a second start would cost more than these three calls
+        pool._sandboxes[0].close()  # (as a timeout kills one)
+        pool._sandboxes[1].call("0")
+        assert [r.value for r in pool.map([("5",)])] == [5]
+        assert pool.running == 1 and pool._sandboxes[1].running  # the one up answered it
+        assert [r.value for r in pool.map([(str(i),) for i in range(9)])] == list(range(9))
+        assert pool.running == 2
+
+
 def test_math_reward_caches_symbolic_checks_and_spreads_them_over_workers():
     references = [rf"\frac{{{i}}}{{{i + 1}}}" for i in range(12)]
     completions = [rf"\boxed{{\frac{{{2 * i}}}{{{2 * i + 2}}}}}" for i in range(12)]
