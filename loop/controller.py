@@ -37,7 +37,7 @@ from loop.rollouts import generate_shards, level_pass_rate, seed_for
 from loop.scorer import BackgroundScorer
 from loop.scoring import score, score_shards
 from loop.rundir import RunDir, RunState
-from loop.threads import usable_cores
+from loop.threads import machine_cores
 from loop.tracking import Tracker
 from policies.engines import RolloutEngine, SamplingParams, build_engine
 from policies.judges import EngineGenerator, attach_judges, build_rewards
@@ -250,12 +250,13 @@ class Loop:
     def _scores_beside_generation(self) -> bool:
         """Whether the worker scores shards as they are generated: when generation leaves the CPU
         cores free (an accelerator or a server generates) or some of them (fewer torch threads
-        than cores). Beside torch threads on every core it slowed decoding by about what it
-        saved (bench/README.md): then it starts with the reward phase."""
+        than the cores this process may run on: OMP_NUM_THREADS caps torch, not the worker).
+        Beside torch threads on every core it slowed decoding by about what it saved
+        (bench/README.md): then it starts with the reward phase."""
         import torch
 
         on_the_cpus = self.cfg.rollout.engine == "hf" and not torch.cuda.is_available()
-        spare = not on_the_cpus or self.cfg.threads.count("generate", self.state.threads) < usable_cores()
+        spare = not on_the_cpus or self.cfg.threads.count("generate", self.state.threads) < machine_cores()
         return self.scorer is not None and spare
 
     def _load_rollouts(self, r: int) -> Dataset:

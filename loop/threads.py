@@ -69,12 +69,18 @@ class ThreadsConfig(Section):
 
 
 def usable_cores() -> int:
-    """Cores this process may use: its affinity mask, narrowed by a cgroup CPU quota if any
-    (containers often set a quota that torch's own default ignores) and by OMP_NUM_THREADS if
-    set (a scheduler's or the user's cap)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """Cores this process's torch threads may use: `machine_cores`, narrowed by OMP_NUM_THREADS
+    if set (a scheduler's or the user's cap)."""
+    cores = machine_cores()
     if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
         cores = min(cores, int(os.environ["OMP_NUM_THREADS"]))
+    return cores
+
+
+def machine_cores() -> int:
+    """Cores this process and its children may run on: its affinity mask, narrowed by a cgroup
+    CPU quota if any (containers often set a quota that torch's own default ignores)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     try:
         quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
         if quota != "max":

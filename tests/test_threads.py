@@ -13,7 +13,7 @@ import torch
 from pydantic import ValidationError
 
 from loop.rundir import RunDir, RunState
-from loop.threads import ThreadsConfig, usable_cores
+from loop.threads import ThreadsConfig, machine_cores, usable_cores
 
 
 @pytest.fixture(autouse=True)
@@ -45,9 +45,12 @@ def test_fixed_counts_are_used_and_nonsense_is_refused():
 
 
 def test_auto_respects_omp_num_threads(monkeypatch):
+    cores = machine_cores()
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert usable_cores() == 1
     assert ThreadsConfig().apply("train", {}) == 1
+    # It caps torch's threads, not the cores a background worker may idle on (loop/scorer.py).
+    assert machine_cores() == cores >= 1
 
 
 def test_auto_does_not_follow_the_load():
