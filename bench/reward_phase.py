@@ -5,10 +5,13 @@ Two comparisons, alternated repeat by repeat so both sides see the same machine:
 1. **A repeated sample judged once.** `score_shards` over the round's shards with the run's
    rewards as they are, and with the same reward objects hidden behind a wrapper that does not
    pass on `sample_columns` (every sample judged, as before the rewards declared it).
-2. **The reward phase shared with the background worker.** The controller's reward phase (the
-   worker scores from the last shard back while the loop scores from the first, then measures
-   the rollouts' diversity) against scoring in process with the worker only measuring the
-   diversity; each followed by the filter phase, which waits for that diversity.
+2. **The reward phase shared with the background worker**, as the controller runs it when
+   generation leaves cores free (`BackgroundScorer.finish`: the worker measures the rollouts'
+   diversity, then scores from the last shard back while the loop scores from the first),
+   against scoring in process with the worker only measuring the diversity, as it runs with
+   torch threads on every core; each followed by the filter phase, which waits for that
+   diversity. Measured at 2 threads, sharing was the slower (bench/README.md), so the
+   controller does not share there.
 
     python bench/reward_phase.py runs/demo 5                  # a shipped demo's round 5
     python bench/reward_phase.py runs/bench_demo 3 --repeats 8
@@ -88,9 +91,12 @@ def main() -> int:
             sys.exit("the scored tables differ")
         return times[0], times[1]
 
+    def shared() -> None:
+        scorer.measure_rollouts(r, shards, cfg.threads.count("filter", loop.state.threads))
+        scorer.finish(shards, loop._scored_path(r), loop.rewards, preview_rows=cfg.tracking.table_rows)
+
     def in_process() -> None:
-        if scorer is not None:
-            scorer.measure_rollouts(r, shards, cfg.threads.count("filter", loop.state.threads))
+        scorer.measure_rollouts(r, shards, cfg.threads.count("filter", loop.state.threads))
         score_shards(shards, loop._scored_path(r), loop.rewards, preview_rows=cfg.tracking.table_rows)
 
     def phases(reward_phase) -> tuple[float, float]:
@@ -109,7 +115,7 @@ def main() -> int:
         print(f"repeat {i}: scoring {once:.3f} s judged once vs {every_time:.3f} s every sample", flush=True)
         if scorer is None:
             continue
-        for name, reward_phase in (("shared", lambda: loop._reward(r)), ("in process", in_process)):
+        for name, reward_phase in (("shared", shared), ("in process", in_process)):
             reward_s, filter_s = phases(reward_phase)
             rows[name].append((reward_s, filter_s))
             print(f"          {name:>10}: reward {reward_s:.3f} s, filter {filter_s:.3f} s, "

@@ -4,12 +4,13 @@ A worker process, started first thing by `loop run` and at the lowest priority o
 (SCHED_IDLE, its autogroup at nice 19), takes only CPU nothing else wants. When generation
 leaves CPU unused (an accelerator or a server generates, or fewer torch threads than cores:
 the controller decides), it scores each shard into `scored_parts/` as soon as generation writes
-it. Beside torch threads on every core that slowed decoding by about what it saved
-(bench/background_scoring.py), so there it starts with the reward phase. Either way the reward
-phase hands it what is unscored, from the last shard back, while this process scores from the
-first straight into `scored.parquet` and copies in the worker's parts: the same file, row for
-row, as scoring in process. Then the worker measures the rollouts' diversity
-(`Monitor.rollout_set`, which reads only the shards) while the filter phase runs.
+it, and the reward phase hands it the rest from the last shard back while this process scores
+from the first straight into `scored.parquet` and copies in the worker's parts: the same file,
+row for row, as scoring in process. (Beside torch threads on every core, scoring slowed
+decoding by about what it saved, bench/background_scoring.py, and sharing the reward phase was
+slower than scoring in process, bench/reward_phase.py: the controller scores in process there.)
+Either way it measures the rollouts' diversity (`Monitor.rollout_set`, which reads only the
+shards) for the filter phase, once the shards handed to it during generation are done.
 
 A part's Parquet footer records the shard it scored (size and mtime), the rewards' specs and
 the part's score totals. A part is used only if all of them still hold: a resumed run keeps
@@ -91,11 +92,6 @@ class BackgroundScorer:
         return all(c is not None and not callable(getattr(c, "pop_metrics", None))
                    and getattr(c, "needs_model", None) is None for c in classes)
 
-    def hand_over(self, shards: list[Path]) -> None:
-        """`submit` each of `shards` from the last back: `finish` scores from the first."""
-        for shard in reversed(shards):
-            self.submit(shard)
-
     def submit(self, shard: Path) -> None:
         """Have the worker score `shard` (a complete rollout shard) unless it is scored or queued."""
         if shard in self._futures or self._fresh_totals(shard) is not None:
@@ -112,7 +108,8 @@ class BackgroundScorer:
         it has not taken is scored here, with `rewards` (this process's instances of the same
         specs), straight into the table; one it is scoring is waited for. The two meet once,
         so this process waits for at most the shard in the worker's hands."""
-        self.hand_over(shards)
+        for shard in reversed(shards):
+            self.submit(shard)
         totals = ScoreTotals()
         with ScoredWriter(out_path, preview_rows=preview_rows) as out:
             for shard in shards:

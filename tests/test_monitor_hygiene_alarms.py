@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from datasets import Dataset
 
 from loop.config import ConfigError, validate
 from loop.monitor.alarms import check_alarms, holds, read_alarms, record_alarms
 from loop.monitor.config import AlarmRule, Condition, MonitorConfig, default_alarms
-from loop.monitor.hygiene import EvalNgrams, NearDupIndex, minhash_signatures
+from loop.monitor.hygiene import EvalNgrams, MinHasher, NearDupIndex, minhash_signatures
 from loop.monitor.monitor import Monitor
 
 LONG = ("first add the two tens to get forty then add the ones to get seven so the total is forty seven "
@@ -35,6 +36,17 @@ def test_lsh_finds_a_copy_of_an_earlier_round_and_keeps_distinct_texts():
     index.add(minhash_signatures([LONG], 128, 3))
     keep, of_earlier, _ = index.admit(minhash_signatures([_near_copy(LONG), "something else entirely new"], 128, 3))
     assert keep == [False, True] and of_earlier == 1
+
+
+def test_minhasher_hashes_a_text_once_while_it_remembers_it_and_gives_datasketch_signatures():
+    texts = [LONG, "a b c d e", LONG, "x y z"]
+    hasher = MinHasher(128, 3, capacity=2)
+    assert np.array_equal(hasher(texts), minhash_signatures(texts, 128, 3))
+    assert hasher.hashed == 3  # LONG once
+    assert np.array_equal(hasher(["x y z"]), minhash_signatures(["x y z"], 128, 3)) and hasher.hashed == 3
+    assert np.array_equal(hasher([LONG]), minhash_signatures([LONG], 128, 3))
+    assert hasher.hashed == 4  # capacity 2: the oldest, LONG, was forgotten
+    assert hasher([]).shape == (0, 128)
 
 
 def test_contamination_ngrams_catch_a_copy_but_not_a_different_sum():

@@ -44,6 +44,29 @@ def minhash_signatures(texts: Sequence[str], num_perm: int, shingle_words: int) 
     return np.stack([m.hashvalues for m in hashes]).astype(np.uint32)
 
 
+class MinHasher:
+    """`minhash_signatures` with each distinct text hashed once in the run's life (up to
+    `capacity` texts, the oldest forgotten first): a policy repeats its earlier kept completions,
+    which are the near-copies the index is for, and hashing is the hygiene check's largest cost."""
+
+    def __init__(self, num_perm: int, shingle_words: int, capacity: int = 50_000):
+        self.num_perm, self.shingle_words, self.capacity = num_perm, shingle_words, capacity
+        self._known: dict[str, np.ndarray] = {}  # insertion order: the oldest first
+        self.hashed = 0  # texts hashed so far (the rest were known)
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.num_perm), dtype=np.uint32)
+        new = [t for t in dict.fromkeys(texts) if t not in self._known]
+        found = dict(zip(new, minhash_signatures(new, self.num_perm, self.shingle_words)))
+        self.hashed += len(new)
+        rows = np.stack([found[t] if t in found else self._known[t] for t in texts])
+        self._known.update(found)
+        for oldest in list(self._known)[: max(0, len(self._known) - self.capacity)]:
+            del self._known[oldest]
+        return rows
+
+
 class NearDupIndex:
     """An LSH index over kept completions' signatures; `admit` keeps a text only if it is new."""
 

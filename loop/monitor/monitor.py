@@ -31,7 +31,7 @@ from loop.monitor.alarms import Alarm, check_alarms, record_alarms
 from loop.monitor.config import MonitorConfig
 from loop.monitor.embed import Embedder
 from loop.monitor.funnel import funnel_counts
-from loop.monitor.hygiene import (EvalNgrams, NearDupIndex, load_signatures, minhash_signatures, overlap_share,
+from loop.monitor.hygiene import (EvalNgrams, MinHasher, NearDupIndex, load_signatures, overlap_share,
                                   save_signatures)
 from rewards import extract_answer
 
@@ -43,6 +43,7 @@ class Monitor:
         self._eval_ngrams: EvalNgrams | None = None
         self._index: NearDupIndex | None = None
         self._index_next_round: int | None = None  # the round whose filter `_index` is ready for
+        self._minhasher = MinHasher(cfg.near_dup.num_perm, cfg.near_dup.shingle_words)
 
     @property
     def alarms_file(self) -> Path:
@@ -65,7 +66,7 @@ class Monitor:
         near = self.cfg.near_dup
         if near.enabled and "completion" in examples.column_names:
             index = self._near_dup_index(r)
-            signatures = minhash_signatures(examples["completion"][:], near.num_perm, near.shingle_words)
+            signatures = self._minhasher(examples["completion"][:])
             mask, of_earlier, of_round = index.admit(signatures)
             keep = [i for i in keep if mask[i]]
             metrics |= {"filter/near_dup/dropped_earlier": float(of_earlier),
