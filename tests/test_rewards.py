@@ -7,7 +7,10 @@ from __future__ import annotations
 import doctest
 import importlib
 import pickle
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -375,3 +378,14 @@ def test_as_trl_splits_functions_and_weights():
 def test_docstring_examples_run(module_name):
     result = doctest.testmod(importlib.import_module(module_name))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_importing_rewards_loads_a_reward_only_when_it_is_asked_for():
+    # A sandbox worker imports `rewards.<module>` for one function: the package must not pull
+    # in math-verify, sympy and the code sandbox on the way (each worker's start paid ~0.3 s).
+    probe = ("import sys, rewards; assert 'math_verify' not in sys.modules and 'rewards.code' not in sys.modules; "
+             "assert sorted(rewards.__all__) == sorted(rewards._EXPORTS); "
+             "[getattr(rewards, name) for name in rewards.__all__]; "
+             "from rewards import MathReward, score_all; assert MathReward.__module__ == 'rewards.math'")
+    subprocess.run([sys.executable, "-c", probe], check=True, cwd=Path(__file__).resolve().parents[1])
+
