@@ -16,11 +16,9 @@ it score beside generation only when generation leaves cores free.
 from __future__ import annotations
 
 import argparse
-import gc
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,27 +32,14 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=4)
     args = p.parse_args()
 
-    from rich.console import Console
+    from bench.run_copy import loop_on_copy
 
-    from loop.config import load_config
-    from loop.controller import Loop
-    from loop.data import load_task_data
-    from loop.rundir import RunDir
-    from loop.scorer import BackgroundScorer
-    from loop.tracking import NullTracker
-
-    work = Path(tempfile.mkdtemp(prefix="background_scoring_")) / "run"
-    shutil.copytree(args.run_dir, work)
-    cfg = load_config(str(work / "config.yaml"), ["tracking.wandb=false"])
-    scorer = BackgroundScorer.for_run(cfg, work, print)
+    loop, scorer = loop_on_copy(args.run_dir, "background_scoring_", attach_scorer=False,
+                                generator=f"round_{args.round - 1:03d}/checkpoint")
+    work = loop.run.path
     if scorer is None:
+        shutil.rmtree(work.parent, ignore_errors=True)
         sys.exit(f"{args.run_dir}: its rewards are scored in process (no background worker to measure)")
-    loop = Loop(cfg, RunDir(work), NullTracker(), Console(), None)
-    loop.data = load_task_data(cfg.data, cfg.seed, loop.run.data_dir)
-    loop.state.generator = str(work / f"round_{args.round - 1:03d}" / "checkpoint")
-    loop._start_engine()
-    gc.collect()
-    gc.freeze()
     threads = loop.cfg.threads.apply("generate", loop.state.threads)
     round_dir = work / f"round_{args.round:03d}"
     times: dict[bool, list[float]] = {False: [], True: []}

@@ -24,11 +24,9 @@ scored tables' equality on the first repeat.
 from __future__ import annotations
 
 import argparse
-import gc
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -53,31 +51,18 @@ def main() -> int:
     args = p.parse_args()
 
     import pyarrow.parquet as pq
-    from rich.console import Console
 
-    from loop.config import load_config
-    from loop.controller import Loop
-    from loop.data import load_task_data
-    from loop.rundir import RunDir
-    from loop.scorer import BackgroundScorer
+    from bench.run_copy import loop_on_copy
     from loop.scoring import score_shards
-    from loop.tracking import NullTracker
     from rewards import WeightedReward
 
-    work = Path(tempfile.mkdtemp(prefix="reward_phase_")) / "run"
-    shutil.copytree(args.run_dir, work)
-    cfg = load_config(str(work / "config.yaml"), ["tracking.wandb=false"])
-    scorer = BackgroundScorer.for_run(cfg, work, print)
-    loop = Loop(cfg, RunDir(work), NullTracker(), Console(), scorer)
-    loop.data = load_task_data(cfg.data, cfg.seed, loop.run.data_dir)
-    loop._start_engine()
+    loop, scorer = loop_on_copy(args.run_dir, "reward_phase_", attach_scorer=True)
+    work, cfg = loop.run.path, loop.cfg
     r = args.round
     loop._generated = r  # its shards are there: the reward phase does not pick the prompts again
     shards = loop._shard_paths(r)
     every = [WeightedReward(w.name, EverySample(w.fn), w.weight, w.gate) for w in loop.rewards]
     time.sleep(10)  # the worker boots
-    gc.collect()
-    gc.freeze()
     print(f"{args.run_dir} round {r}: {len(shards)} shards, {sum(pq.ParquetFile(s).metadata.num_rows for s in shards)} rows; "
           f"reward phase at {cfg.threads.apply('reward', loop.state.threads)} thread(s)")
 

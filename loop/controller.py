@@ -237,8 +237,7 @@ class Loop:
             shards = [self.run.round_dir(r) / "rollouts_with_teacher.parquet"]
             save_parquet(self._load_rollouts(r), shards[0])
         rows = self.cfg.tracking.table_rows
-        if self.scorer is not None:  # the worker measures their diversity for the filter phase
-            # (after any shards it was handed during generation)
+        if self.scorer is not None:  # diversity for the filter phase, after the shards it holds
             self.scorer.measure_rollouts(r, shards, self.cfg.threads.count("filter", self.state.threads))
         if self._scores_beside_generation():  # most were scored while the round was generated
             preview, metrics = self.scorer.finish(shards, self._scored_path(r), self.rewards, preview_rows=rows)
@@ -248,12 +247,10 @@ class Loop:
         return metrics
 
     def _scores_beside_generation(self) -> bool:
-        """Whether the worker scores shards as they are generated: when generation leaves the CPU
-        cores free (an accelerator or a server generates) or some of them (fewer torch threads
-        than the cores this process may run on: OMP_NUM_THREADS caps torch, not the worker).
-        Beside torch threads on every core it slowed decoding by about what it saved, and
-        sharing the reward phase with it was slower than scoring in process, a shard waiting on
-        the idle worker now and then (bench/README.md): then the reward phase scores in process."""
+        """Whether the worker scores shards as they are generated: when an accelerator or a server
+        generates, or torch's threads leave cores free (OMP_NUM_THREADS caps torch, not the
+        worker). Beside torch on every core that, and sharing the reward phase, measured slower
+        than scoring in process (bench/README.md)."""
         import torch
 
         on_the_cpus = self.cfg.rollout.engine == "hf" and not torch.cuda.is_available()
