@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rewards.math import MathReward  # noqa: E402
-from rewards.sandbox import default_workers  # noqa: E402
+from rewards.sandbox_pool import default_workers  # noqa: E402
 
 # (completion's answer, reference) for sample i: the kinds of answers MATH problems have,
 # some right, some wrong. They vary with i so no parse cache sees one string twice.

@@ -121,7 +121,7 @@ class BackgroundScorer:
                     failed = future is not None and future.result()
                     part_totals = None if failed else self._fresh_totals(shard)
                 if part_totals is None:
-                    for table in scored_batches(shard, rewards, totals):
+                    for table in scored_batches([shard], rewards, totals):
                         out.write(table)
                 else:
                     totals.merge(part_totals)
@@ -191,7 +191,7 @@ def write_part(shard: Path, part: Path, rewards: list[WeightedReward], rewards_i
     """Score one rollout shard into `part`, its totals and provenance in the footer."""
     source, totals = _shard_id(shard), ScoreTotals()
     with ScoredWriter(part) as out:
-        for table in scored_batches(shard, rewards, totals):
+        for table in scored_batches([shard], rewards, totals):
             out.write(table)
         footer = {"shard": source, "rewards": rewards_id, "totals": totals.state()}
         out.close(empty_schema=empty_scored_schema(rewards), metadata={_FOOTER_KEY: json.dumps(footer)})

@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,7 +19,7 @@ import pyarrow.parquet as pq
 from datasets import Dataset, Features, Value
 
 from policies.schema import ROLLOUT, SCORE
-from rewards import WeightedReward, score_all
+from rewards import WeightedReward, start_scoring
 
 # Rows scored at a time: memory stays bounded by this, not by the round's size.
 SCORE_BATCH_ROWS = 8192
@@ -40,20 +42,34 @@ def score_shards(rollout_files: list[Path], out_path: Path, rewards: list[Weight
     """
     totals = ScoreTotals()
     with ScoredWriter(out_path, batch_rows, preview_rows) as out:
-        for path in rollout_files:
-            for table in scored_batches(path, rewards, totals, batch_rows):
-                out.write(table)
+        for table in scored_batches(rollout_files, rewards, totals, batch_rows):
+            out.write(table)
         out.close(empty_schema=empty_scored_schema(rewards))
     return out.preview, totals.metrics(rewards)
 
 
-def scored_batches(rollout_file: Path, rewards: list[WeightedReward], totals: ScoreTotals,
+def scored_batches(rollout_files: list[Path], rewards: list[WeightedReward], totals: ScoreTotals,
                    batch_rows: int = SCORE_BATCH_ROWS):
-    """The scored rows of one rollout file, as Arrow tables of at most `batch_rows` rows."""
-    shard = pq.ParquetFile(rollout_file)
-    for batch in shard.iter_batches(batch_rows):
-        out = _score_batch(batch.to_pydict(), rewards, totals)
-        yield pa.Table.from_pydict(out, schema=_scored_schema(shard.schema_arrow, tuple(out)))
+    """The scored rows of the rollout files, in order, as Arrow tables of at most `batch_rows` rows.
+
+    Batches are started ahead (`rewards.compose.start_scoring`) and finished once those in
+    flight hold more than `batch_rows` rows: the checks a reward runs in worker processes (the
+    math reward's symbolic ones) go on while this process judges the next batches, and a few
+    small shards ahead cover the threads' hand-offs (tens of ms) that one would not.
+    """
+    started: deque = deque()
+    in_flight = 0
+    for path in rollout_files:
+        shard = pq.ParquetFile(path)
+        for batch in shard.iter_batches(batch_rows):
+            started.append((_start_batch(batch.to_pydict(), rewards), shard.schema_arrow))
+            in_flight += batch.num_rows
+            while in_flight > batch_rows:
+                table = _finish_batch(*started.popleft(), totals)
+                in_flight -= table.num_rows
+                yield table
+    while started:
+        yield _finish_batch(*started.popleft(), totals)
 
 
 def empty_scored_schema(rewards: list[WeightedReward]) -> pa.Schema:
@@ -119,14 +135,33 @@ class ScoredWriter:
 
 def _score_batch(columns: dict[str, list], rewards: list[WeightedReward], totals: ScoreTotals) -> dict[str, list]:
     """One batch of rollout columns (plain lists) with the score columns added."""
-    prompts, completions = columns.pop("prompt_text"), columns.pop("completion")
-    table = score_all(rewards, prompts, completions, pop_metrics=False, **columns)
-    out = {**columns, "prompt_text": prompts, "completion": completions, "reward": table.total,
-           "rejected_by": table.rejected_by}
+    return _finish_columns(*_start_batch(columns, rewards), totals)
+
+
+def _start_batch(columns: dict[str, list], rewards: list[WeightedReward]) -> tuple[dict, Callable]:
+    prompts, completions = columns["prompt_text"], columns["completion"]
+    return columns, start_scoring(rewards, prompts, completions, pop_metrics=False, **_reward_columns(columns))
+
+
+def _finish_batch(started: tuple[dict, Callable], source_schema: pa.Schema, totals: ScoreTotals) -> pa.Table:
+    out = _finish_columns(*started, totals)
+    return pa.Table.from_pydict(out, schema=_scored_schema(source_schema, tuple(out)))
+
+
+def _finish_columns(columns: dict[str, list], scoring: Callable, totals: ScoreTotals) -> dict[str, list]:
+    table = scoring()
+    rest = _reward_columns(columns)
+    out = {**rest, "prompt_text": columns["prompt_text"], "completion": columns["completion"],
+           "reward": table.total, "rejected_by": table.rejected_by}
     for name, values in table.scores.items():
         out[f"reward/{name}"], out[f"reason/{name}"] = values, table.reasons[name]
-    totals.add(table, columns)
+    totals.add(table, rest)
     return out
+
+
+def _reward_columns(columns: dict[str, list]) -> dict[str, list]:
+    """The columns besides the prompt and completion, which rewards read as keyword arguments."""
+    return {k: v for k, v in columns.items() if k not in ("prompt_text", "completion")}
 
 
 class ScoreTotals:

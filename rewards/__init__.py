@@ -12,10 +12,13 @@ The contract, shared with TRL so one function serves offline scoring and
 - `None` means "cannot judge this sample" (e.g. no reference answer): skip it, do not
   count it wrong.
 - Built-in rewards also offer `verdicts(...) -> list[Verdict]` with the reason behind
-  each score, and carry `__name__` for TRL's metric names.
+  each score, and carry `__name__` for TRL's metric names. One whose checks run in worker
+  processes (math) also offers `start_verdicts(...)`, which starts them and returns the
+  function that waits for the verdicts.
 
 Pick rewards by name with `build_reward` (see `reward_names()`, or "package.module:function")
-and combine them with `score_all`; a reward with a `gate` is a filter stage.
+and combine them with `score_all` (or `start_scoring`, in two steps); a reward with a `gate`
+is a filter stage.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "CodeReward": "rewards.code",
     "ScoreTable": "rewards.compose", "WeightedReward": "rewards.compose", "as_trl": "rewards.compose",
-    "passes": "rewards.compose", "score_all": "rewards.compose",
+    "passes": "rewards.compose", "score_all": "rewards.compose", "start_scoring": "rewards.compose",
     "extract_answer": "rewards.extract",
     "LengthReward": "rewards.filters", "MajorityReward": "rewards.filters", "RepetitionReward": "rewards.filters",
     "FormatReward": "rewards.format",
@@ -42,7 +45,7 @@ _EXPORTS = {
 __all__ = [
     "BUILTIN_REWARDS", "CodeReward", "FormatReward", "JudgeReward", "LengthReward", "MajorityReward", "MathReward",
     "PairVerdict", "RepetitionReward", "ScoreTable", "StepsReward", "Verdict", "WeightedReward", "as_trl",
-    "build_reward", "completion_text", "extract_answer", "passes", "reward_names", "score_all",
+    "build_reward", "completion_text", "extract_answer", "passes", "reward_names", "score_all", "start_scoring",
 ]
 
 
@@ -60,7 +63,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from rewards.code import CodeReward
-    from rewards.compose import ScoreTable, WeightedReward, as_trl, passes, score_all
+    from rewards.compose import ScoreTable, WeightedReward, as_trl, passes, score_all, start_scoring
     from rewards.extract import extract_answer
     from rewards.filters import LengthReward, MajorityReward, RepetitionReward
     from rewards.format import FormatReward

@@ -76,21 +76,62 @@ def score_all(
     >>> table.scores["format"], table.total
     ([1.0, 0.0], [2.5, 0.0])
     """
+    return start_scoring(rewards, prompts, completions, pop_metrics=pop_metrics, **columns)()
+
+
+def start_scoring(
+    rewards: list[WeightedReward], prompts: list, completions: list, *, pop_metrics: bool = True, **columns: Any
+) -> Callable[[], ScoreTable]:
+    """`score_all` in two steps: the function returned finishes the table.
+
+    A reward with a `start_verdicts` method (the math reward, whose symbolic checks run in
+    worker processes) is started and left to its workers while the later rewards judge, unless
+    it gates: its rejects must be known first. A caller scoring in batches starts the next
+    batch before it finishes this one, so the workers check while this process judges.
+    """
     names = [reward.name for reward in rewards]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ValueError(f"reward names must be unique; repeated: {', '.join(duplicates)}")
+    ordered = sorted(rewards, key=lambda r: r.cost)  # stable: ties keep config order
+    table = ScoreTable(rejected_by=[""] * len(completions))
+    unrecorded = []
+    for reward in ordered:
+        record = _start(reward, table, prompts, completions, columns, pop_metrics)
+        if reward.gate is None:
+            unrecorded.append(record)
+        else:
+            record()
+
+    def finish() -> ScoreTable:
+        for record in unrecorded:
+            record()
+        table.scores = {r.name: table.scores[r.name] for r in ordered}
+        table.reasons = {r.name: table.reasons[r.name] for r in ordered}
+        table.total = [None if table.rejected_by[i] else _weighted_sum(rewards, table.scores, i)
+                       for i in range(len(completions))]
+        return table
+
+    return finish
+
+
+def _start(reward: WeightedReward, table: ScoreTable, prompts: list, completions: list, columns: dict,
+           pop_metrics: bool) -> Callable[[], None]:
+    """Start `reward` on the samples no gate has rejected; the function returned puts its
+    scores, reasons, metrics and gate counts in `table`."""
     n = len(completions)
-    table = ScoreTable(rejected_by=[""] * n)
-    for reward in sorted(rewards, key=lambda r: r.cost):  # stable: ties keep config order
-        alive = [i for i in range(n) if not table.rejected_by[i]]
-        scores, reasons = [None] * n, [f"skipped: rejected by {table.rejected_by[i]}" for i in range(n)]
-        if alive:
-            sub_columns = {k: [v[i] for i in alive] for k, v in columns.items() if _per_sample(v, n)}
-            sub_columns |= {k: v for k, v in columns.items() if not _per_sample(v, n)}
-            got, why = _run(reward, [prompts[i] for i in alive], [completions[i] for i in alive], sub_columns)
-            for j, i in enumerate(alive):
-                scores[i], reasons[i] = got[j], why[j]
+    alive = [i for i in range(n) if not table.rejected_by[i]]
+    scores, reasons = [None] * n, [f"skipped: rejected by {table.rejected_by[i]}" for i in range(n)]
+    judged = lambda: ([], [])  # noqa: E731 - nobody left to judge
+    if alive:
+        sub_columns = {k: [v[i] for i in alive] for k, v in columns.items() if _per_sample(v, n)}
+        sub_columns |= {k: v for k, v in columns.items() if not _per_sample(v, n)}
+        judged = _start_run(reward, [prompts[i] for i in alive], [completions[i] for i in alive], sub_columns)
+
+    def record() -> None:
+        got, why = judged()
+        for j, i in enumerate(alive):
+            scores[i], reasons[i] = got[j], why[j]
         table.scores[reward.name], table.reasons[reward.name] = scores, reasons
         pop = getattr(reward.fn, "pop_metrics", None) if pop_metrics else None
         if callable(pop):
@@ -100,8 +141,8 @@ def score_all(
             table.gates[reward.name] = (len(alive), len(passed))
             for i in set(alive) - set(passed):
                 table.rejected_by[i] = reward.name
-    table.total = [None if table.rejected_by[i] else _weighted_sum(rewards, table.scores, i) for i in range(n)]
-    return table
+
+    return record
 
 
 def passes(total: float | None, threshold: float) -> bool:
@@ -120,15 +161,21 @@ def as_trl(rewards: list[WeightedReward]) -> tuple[list[Callable], list[float]]:
     return [reward.fn for reward in rewards], [reward.weight for reward in rewards]
 
 
-def _run(reward: WeightedReward, prompts: list, completions: list, columns: dict) -> tuple[list, list]:
+def _start_run(reward: WeightedReward, prompts: list, completions: list,
+               columns: dict) -> Callable[[], tuple[list, list]]:
     """The reward's scores and reasons, each distinct sample judged once (see the module doc)."""
     firsts, copy_of = _distinct_samples(reward, prompts, completions, columns)
     if len(firsts) == len(completions):
-        return _judge(reward, prompts, completions, columns)
+        return _start_judge(reward, prompts, completions, columns)
     n = len(completions)
     sub_columns = {k: [v[i] for i in firsts] if _per_sample(v, n) else v for k, v in columns.items()}
-    scores, reasons = _judge(reward, [prompts[i] for i in firsts], [completions[i] for i in firsts], sub_columns)
-    return [scores[j] for j in copy_of], [reasons[j] for j in copy_of]
+    judged = _start_judge(reward, [prompts[i] for i in firsts], [completions[i] for i in firsts], sub_columns)
+
+    def spread() -> tuple[list, list]:
+        scores, reasons = judged()
+        return [scores[j] for j in copy_of], [reasons[j] for j in copy_of]
+
+    return spread
 
 
 def _distinct_samples(reward: WeightedReward, prompts: list, completions: list,
@@ -153,18 +200,33 @@ def _distinct_samples(reward: WeightedReward, prompts: list, completions: list,
     return firsts, copy_of
 
 
+def _start_judge(reward: WeightedReward, prompts: list, completions: list,
+                 columns: dict) -> Callable[[], tuple[list, list]]:
+    start = getattr(reward.fn, "start_verdicts", None)
+    verdicts = start(prompts, completions, **columns) if callable(start) else None
+    if verdicts is None:
+        judged = _judge(reward, prompts, completions, columns)
+        return lambda: judged
+    return lambda: _checked(reward, *_split(verdicts()), len(completions))
+
+
 def _judge(reward: WeightedReward, prompts: list, completions: list, columns: dict) -> tuple[list, list]:
     verdicts = getattr(reward.fn, "verdicts", None)
     if callable(verdicts):
-        judged = verdicts(prompts, completions, **columns)
-        scores, reasons = [v.score for v in judged], [v.reason for v in judged]
+        scores, reasons = _split(verdicts(prompts, completions, **columns))
     else:
         scores = list(reward.fn(prompts, completions, **columns))
         reasons = [""] * len(scores)
-    if len(scores) != len(completions):
-        raise ValueError(
-            f"reward {reward.name!r} returned {len(scores)} scores for {len(completions)} completions"
-        )
+    return _checked(reward, scores, reasons, len(completions))
+
+
+def _split(verdicts: list) -> tuple[list, list]:
+    return [v.score for v in verdicts], [v.reason for v in verdicts]
+
+
+def _checked(reward: WeightedReward, scores: list, reasons: list, n: int) -> tuple[list, list]:
+    if len(scores) != n:
+        raise ValueError(f"reward {reward.name!r} returned {len(scores)} scores for {n} completions")
     return scores, reasons
 
 

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from rewards.extract import RULES, check_rules, find_answer
 from rewards.extract_boxes import count_parts
 from rewards.math_numbers import as_number, qualified, same_number, unevaluated, without_units
-from rewards.sandbox import SandboxPool, SandboxResult, default_workers
+from rewards.sandbox import SandboxResult
+from rewards.sandbox_pool import SandboxPool, default_workers
 from rewards.symbolic import DIFFERENT, EQUAL, GOLD_UNPARSEABLE, NO_SOLUTIONS, TRUTH_VALUE
 from rewards.verdict import Verdict, completion_text, final_text
 
@@ -129,6 +131,14 @@ class MathReward:
         self, prompts: list, completions: list, reference_answer: list | None = None, **kwargs: Any
     ) -> list[Verdict]:
         """One `Verdict` per completion; extra dataset columns in `kwargs` are ignored."""
+        return self.start_verdicts(prompts, completions, reference_answer, **kwargs)()
+
+    def start_verdicts(
+        self, prompts: list, completions: list, reference_answer: list | None = None, **kwargs: Any
+    ) -> Callable[[], list[Verdict]]:
+        """`verdicts` in two steps: what this process decides is judged now and the symbolic checks
+        start in the workers; the function returned waits for them and gives the verdicts. A
+        caller does its other work in between (`rewards.compose.start_scoring`)."""
         if reference_answer is None:
             raise ValueError(
                 "the math reward needs a `reference_answer` column in the dataset "
@@ -140,12 +150,16 @@ class MathReward:
             )
         golds: dict[str | None, _Gold] = {}  # n samples share a reference: read it once
         first_pass = [self._judge_directly(c, _gold_of(r, golds)) for c, r in zip(completions, reference_answer)]
-        checks = {(item.pred, item.gold) for item in first_pass if isinstance(item, _SymbolicCheck)}
-        results = self._check_symbolically(sorted(checks))
-        return [
-            _symbolic_verdict(results[item.pred, item.gold], item) if isinstance(item, _SymbolicCheck) else item
-            for item in first_pass
-        ]
+        symbolic = self._start_symbolic({(item.pred, item.gold) for item in first_pass if isinstance(item, _SymbolicCheck)})
+
+        def finish() -> list[Verdict]:
+            results = symbolic()
+            return [
+                _symbolic_verdict(results[item.pred, item.gold], item) if isinstance(item, _SymbolicCheck) else item
+                for item in first_pass
+            ]
+
+        return finish
 
     def judge(self, completion: Any, reference: Any) -> Verdict:
         """Score one completion (string or message list) against one reference answer."""
@@ -195,18 +209,24 @@ class MathReward:
             return Verdict(0.0, f"answer {_preview(pred)} {where} qualifies its value in words, not a unit")
         return _SymbolicCheck(without_units(pred), gold, where)
 
-    def _check_symbolically(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], SandboxResult]:
-        """`symbolic_equal` of each (pred, gold) pair: from the cache, else from the workers."""
+    def _start_symbolic(self, pairs: set[tuple[str, str]]) -> Callable[[], dict[tuple[str, str], SandboxResult]]:
+        """`symbolic_equal` of each (pred, gold) pair, from the cache or started in the workers;
+        the function returned waits for the workers."""
         results = {pair: self._cache[pair] for pair in pairs if pair in self._cache}
-        missing = [pair for pair in pairs if pair not in results]
-        for pair, result in zip(missing, self._pool.map([(*pair, self.precision) for pair in missing])):
-            results[pair] = result
-            # Only answers are remembered: a timeout or a crash depends on the moment.
-            if not (result.error or result.timed_out or result.worker_failed):
-                self._cache[pair] = result
-                if len(self._cache) > CACHE_SIZE:
-                    self._cache.popitem(last=False)
-        return results
+        missing = sorted(pair for pair in pairs if pair not in results)
+        pending = self._pool.submit([(*pair, self.precision) for pair in missing]) if missing else None
+
+        def finish() -> dict[tuple[str, str], SandboxResult]:
+            for pair, result in zip(missing, pending.result() if pending else ()):
+                results[pair] = result
+                # Only answers are remembered: a timeout or a crash depends on the moment.
+                if not (result.error or result.timed_out or result.worker_failed):
+                    self._cache[pair] = result
+                    if len(self._cache) > CACHE_SIZE:
+                        self._cache.popitem(last=False)
+            return results
+
+        return finish
 
     def close(self) -> None:
         """Stop the verifier workers; a later call starts new ones."""

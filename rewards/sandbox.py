@@ -4,7 +4,7 @@ Verifiers such as sympy can spend minutes inside one C-level operation (`9**9**9
 where neither threads nor `signal.alarm` can stop them. `Sandbox` keeps one long-lived
 worker process, sends it calls over a pipe (in batches), and waits at most `timeout_s` for
 each answer; on timeout it kills the worker and starts a fresh one for the next call.
-`SandboxPool` runs several such workers, one per core by default.
+`rewards.sandbox_pool.SandboxPool` runs several such workers, one per core by default.
 
 The worker is a plain `python -c` subprocess, not a `multiprocessing` child: it imports
 only `rewards` and the target's module, so it never re-runs the user's `__main__`
@@ -29,7 +29,6 @@ import sys
 import threading
 import time
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,102 +224,10 @@ class Sandbox:
         return line
 
 
-class SandboxPool:
-    """`workers` sandboxes for the same target, fed in chunks from threads.
-
-    The parent's threads only wait on pipes, so N workers use N cores. Workers start on
-    first use, one for every 8 calls a `map` has (up to N): a few calls are answered by one
-    worker sooner than a second one starts.
-
-    >>> with SandboxPool("operator:add", timeout_s=5.0, workers=2) as pool:
-    ...     [result.value for result in pool.map([(1, 2), (3, 4), (5, 6)])]
-    [3, 7, 11]
-    """
-
-    def __init__(self, target: str, timeout_s: float, workers: int, **sandbox_options: Any):
-        if not (isinstance(workers, int) and workers >= 1):
-            raise ValueError(f"workers must be a positive number of processes, got {workers!r}")
-        self.workers = workers
-        self._sandboxes = [Sandbox(target, timeout_s, **sandbox_options) for _ in range(workers)]
-        self._threads: ThreadPoolExecutor | None = None
-        self._threads_pid = 0
-
-    def __getstate__(self) -> dict:
-        return {"workers": self.workers, "_sandboxes": self._sandboxes}  # threads cannot travel
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, _threads=None, _threads_pid=0)
-
-    def map(self, calls: list[tuple]) -> list[SandboxResult]:
-        """`target(*args)` for each argument tuple, in order (see `Sandbox.call_many`)."""
-        if not calls:
-            return []
-        # Several chunks per worker, so one slow chunk does not leave the others idle.
-        size = max(1, min(_MAX_CHUNK, -(-len(calls) // (8 * self.workers))))
-        starts = iter(range(0, len(calls), size))
-        claim = threading.Lock()
-        results: list[SandboxResult | None] = [None] * len(calls)
-
-        def drain(sandbox: Sandbox) -> None:
-            while True:
-                with claim:
-                    start = next(starts, None)
-                if start is None:
-                    return
-                results[start : start + size] = sandbox.call_many(calls[start : start + size])
-
-        # A start costs a worker's imports (about a second for sympy), a call milliseconds: a
-        # worker starts for each _CALLS_PER_START calls, and those already up go first.
-        wanted = max(self.running, -(-len(calls) // _CALLS_PER_START))
-        used = sorted(self._sandboxes, key=lambda sandbox: not sandbox.running)[: min(wanted, -(-len(calls) // size))]
-        executor = self._executor()
-        for done in [executor.submit(drain, sandbox) for sandbox in used]:
-            done.result()
-        return results
-
-    def _executor(self) -> ThreadPoolExecutor:
-        # Long-lived threads: Linux's parent-death signal kills a worker when the *thread*
-        # that started it exits, so short-lived threads would restart workers every call.
-        if self._threads is None or self._threads_pid != os.getpid():  # none yet, or forked
-            self._threads = ThreadPoolExecutor(self.workers, thread_name_prefix="sandbox")
-            self._threads_pid = os.getpid()
-        return self._threads
-
-    @property
-    def running(self) -> int:
-        """How many worker processes are up."""
-        return sum(sandbox.running for sandbox in self._sandboxes)
-
-    def close(self) -> None:
-        """Kill every worker; the pool can still be used afterwards."""
-        for sandbox in self._sandboxes:
-            sandbox.close()
-        if self._threads is not None and self._threads_pid == os.getpid():
-            self._threads.shutdown(wait=False)
-        self._threads = None
-
-    def __enter__(self) -> SandboxPool:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
-
-def default_workers() -> int:
-    """One worker per core this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 _CONFIG_FIELDS = ("target", "timeout_s", "memory_limit_mb", "startup_timeout_s")
 # Calls written to a worker at once: well under a pipe's 64 KiB, so writing a batch never
 # blocks on a worker that is busy (or hung) with an earlier call.
 _BATCH_BYTES = 16 * 1024
-# Calls per chunk a pool thread claims at a time.
-_MAX_CHUNK = 16
-_CALLS_PER_START = 8
 
 
 def _next_batch(calls: list[tuple], start: int) -> list[bytes]:

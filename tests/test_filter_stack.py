@@ -8,7 +8,7 @@ import math
 import pytest
 
 from loop.config import ConfigError, load_config
-from rewards import WeightedReward, build_reward, score_all
+from rewards import Verdict, WeightedReward, build_reward, score_all, start_scoring
 from rewards.filters import LengthReward, MajorityReward, RepetitionReward
 
 DEMO = "configs/demo.yaml"
@@ -149,6 +149,56 @@ def test_length_reads_token_counts_so_equal_texts_of_different_lengths_stay_apar
     length = WeightedReward("length", LengthReward(min_tokens=3), 0.0, gate=1.0)
     table = score_all([length], ["Q"] * 3, ["same text"] * 3, token_count=[2, 5, 2])
     assert table.scores["length"] == [0.0, 1.0, 0.0] and table.rejected_by == ["length", "", "length"]
+
+
+class StartedAhead:
+    """A user reward whose checks run elsewhere (`start_verdicts`), logging when it starts and finishes."""
+
+    __name__ = "ahead"
+    cost = 1
+
+    def __init__(self, log: list):
+        self.log = log
+
+    def start_verdicts(self, prompts, completions, **columns):
+        self.log.append(("start", list(completions)))
+
+        def finish():
+            self.log.append(("finish", list(completions)))
+            return [Verdict(1.0 if "4" in c else 0.0, "checked elsewhere") for c in completions]
+
+        return finish
+
+
+class Logged:
+    __name__ = "logged"
+    cost = 2
+
+    def __init__(self, log: list):
+        self.log = log
+
+    def __call__(self, prompts, completions, **columns):
+        self.log.append(("judge", list(completions)))
+        return [0.5] * len(completions)
+
+
+def test_a_reward_started_ahead_finishes_after_the_later_rewards_unless_its_gate_decides_what_they_see():
+    completions = ["The answer is 4.", "The answer is 5."]
+    log: list = []
+    rewards = [WeightedReward("logged", Logged(log), 1.0), WeightedReward("ahead", StartedAhead(log), 1.0)]
+    finish = start_scoring(rewards, ["Q"] * 2, completions)
+    assert [event for event, _ in log] == ["start", "judge"]  # the later reward judged meanwhile
+    table = finish()
+    assert [event for event, _ in log] == ["start", "judge", "finish"]
+    assert list(table.scores) == ["ahead", "logged"]  # cheapest first, as `score_all` orders them
+    assert table.total == [1.5, 0.5] and table.reasons["ahead"] == ["checked elsewhere"] * 2
+    assert table == score_all(rewards, ["Q"] * 2, completions)
+
+    log.clear()  # with a gate, the later reward must see only its survivors: finished first
+    gated = [WeightedReward("logged", Logged(log), 1.0), WeightedReward("ahead", StartedAhead(log), 1.0, gate=1.0)]
+    table = start_scoring(gated, ["Q"] * 2, completions)()
+    assert log == [("start", completions), ("finish", completions), ("judge", completions[:1])]
+    assert table.total == [1.5, None] and table.rejected_by == ["", "ahead"]
 
 
 def test_everything_rejected_leaves_no_reward_call():

@@ -3,12 +3,14 @@ cores; a timeout or a crash costs one call, and the math reward's pool and cache
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 
 from rewards import MathReward
-from rewards.sandbox import Sandbox, SandboxPool
+from rewards.sandbox import Sandbox
+from rewards.sandbox_pool import SandboxPool
 
 
 def test_sandbox_recovers_from_timeouts_crashes_and_errors():
@@ -59,6 +61,20 @@ def test_sandbox_pool_starts_a_worker_for_every_eight_calls_and_reuses_those_up(
         assert pool.running == 1 and pool._sandboxes[1].running  # the one up answered it
         assert [r.value for r in pool.map([(str(i),) for i in range(9)])] == list(range(9))
         assert pool.running == 2
+
+
+def test_sandbox_pool_submit_maps_in_the_background_one_at_a_time_in_order():
+    with SandboxPool("builtins:eval", timeout_s=5.0, workers=2) as pool:
+        slow = pool.submit([("__import__('time').sleep(1) or 'slow'",)])
+        quick = pool.submit([(f"{i} + 1",) for i in range(20)])
+        assert not slow.done()  # the caller goes on while the worker sleeps
+        beside = threading.Thread(target=lambda: got.append([r.value for r in pool.map([("7",)])]))
+        got: list = []
+        beside.start()  # a `map` from another thread waits its turn
+        assert [r.value for r in quick.result()] == list(range(1, 21))
+        assert slow.done() and slow.result()[0].value == "slow"
+        beside.join()
+        assert got == [[7]]
 
 
 def test_math_reward_caches_symbolic_checks_and_spreads_them_over_workers():

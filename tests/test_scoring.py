@@ -13,7 +13,7 @@ from datasets import Dataset, concatenate_datasets
 from loop.scoring import score, score_shards
 from policies.atomic import save_parquet
 from policies.schema import ROLLOUT
-from rewards import WeightedReward, build_reward
+from rewards import Verdict, WeightedReward, build_reward
 
 
 def rollout_shard(start: int, count: int) -> Dataset:
@@ -58,6 +58,38 @@ def test_scoring_in_batches_equals_scoring_all_at_once(tmp_path: Path):
     # group per shard would grow the footer the writer holds in memory with the round.
     groups = pq.ParquetFile(out).metadata
     assert [groups.row_group(i).num_rows for i in range(groups.num_row_groups)] == [5, 5, 8, 3]
+
+
+class LoggedAhead:
+    """A user reward whose checks run elsewhere (`start_verdicts`): logs each batch's start and finish."""
+
+    __name__ = "ahead"
+    cost = 1
+
+    def __init__(self):
+        self.log: list[tuple[str, int]] = []
+
+    def start_verdicts(self, prompts, completions, **columns):
+        self.log.append(("start", len(completions)))
+
+        def finish():
+            self.log.append(("finish", len(completions)))
+            return [Verdict(1.0, "") for _ in completions]
+
+        return finish
+
+
+def test_batches_are_started_ahead_so_checks_elsewhere_overlap_the_next_batches(tmp_path: Path):
+    files = []
+    for index, rows in enumerate([3, 3, 3, 2]):
+        files.append(tmp_path / f"shard_{index:05d}.parquet")
+        save_parquet(rollout_shard(10 * index, rows), files[-1])
+    ahead = LoggedAhead()
+    score_shards(files, tmp_path / "scored.parquet", [WeightedReward("ahead", ahead, 1.0)], batch_rows=5)
+    # A batch is finished once those started hold more than 5 rows: never more than 5 rows plus
+    # the batch just read wait on the checks.
+    assert ahead.log == [("start", 3), ("start", 3), ("finish", 3), ("start", 3), ("finish", 3),
+                         ("start", 2), ("finish", 3), ("finish", 2)]
 
 
 def test_scoring_no_rollouts_writes_an_empty_table(tmp_path: Path):
