@@ -38,6 +38,20 @@ def test_lsh_finds_a_copy_of_an_earlier_round_and_keeps_distinct_texts():
     assert keep == [False, True] and of_earlier == 1
 
 
+def test_a_word_for_word_copy_of_an_earlier_round_is_dropped_without_an_lsh_query():
+    index = NearDupIndex(threshold=0.8, num_perm=128)
+    index.add(minhash_signatures([LONG, "an older answer kept in round one"], 128, 3))
+    asked = []
+    query = index._lsh.query  # datasketch's: counted, not replaced
+    index._lsh.query = lambda minhash: asked.append(1) or query(minhash)
+    texts = [LONG, _near_copy(LONG), "a new answer of this round", "a new answer of this round", LONG]
+    keep, of_earlier, of_round = index.admit(minhash_signatures(texts, 128, 3))
+    assert keep == [False, False, True, False, False] and (of_earlier, of_round) == (3, 1)
+    assert len(asked) == 3  # the two copies of LONG were not looked up
+    index.keep_only([])  # the round kept nothing: its new answer is forgotten, copy and all
+    assert index.admit(minhash_signatures(["a new answer of this round"], 128, 3))[0] == [True]
+
+
 def test_minhasher_hashes_a_text_once_while_it_remembers_it_and_gives_datasketch_signatures():
     texts = [LONG, "a b c d e", LONG, "x y z"]
     hasher = MinHasher(128, 3, capacity=2)

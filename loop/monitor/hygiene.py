@@ -78,6 +78,7 @@ class NearDupIndex:
         # Keys grow in insertion order and are never reused, so "oldest" is the smallest key
         # whatever was removed in between.
         self._signatures: dict[int, np.ndarray] = {}
+        self._key_of: dict[bytes, int] = {}  # an indexed signature's bytes -> its key
         self._next_key = 0
         self._admitted: dict[int, int] = {}  # the last `admit`'s inserts: position -> key
 
@@ -91,7 +92,11 @@ class NearDupIndex:
         keep, of_earlier, of_round = [], 0, 0
         self._admitted = {}
         for position, row in enumerate(signatures):
-            match = self._nearest_copy(row)
+            # A policy repeats its earlier kept completions word for word (70% of the demo's
+            # later candidates): such a copy is of an earlier round, whatever older signature
+            # the LSH would also find, and needs no query.
+            copy = self._key_of.get(row.tobytes())
+            match = copy if copy is not None and copy < earlier else self._nearest_copy(row)
             keep.append(match is None)
             if match is None:
                 self._admitted[position] = self._insert(row)
@@ -108,7 +113,9 @@ class NearDupIndex:
         for position, key in self._admitted.items():
             if position not in kept:
                 self._lsh.remove(key)
-                del self._signatures[key]
+                signature = self._signatures.pop(key).tobytes()
+                if self._key_of.get(signature) == key:
+                    del self._key_of[signature]
         self._admitted = {}
 
     def __len__(self) -> int:
@@ -126,6 +133,7 @@ class NearDupIndex:
         key, self._next_key = self._next_key, self._next_key + 1
         self._lsh.insert(key, self._minhash(row), check_duplication=False)
         self._signatures[key] = row
+        self._key_of.setdefault(row.tobytes(), key)
         return key
 
     @staticmethod
