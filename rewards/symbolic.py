@@ -96,6 +96,10 @@ _SAFE_NAMES = frozenset({"sqrt", "pi", "exp", "log", "ln", "sin", "cos", "tan", 
 _CONSTANTS = {"e": sympy.E, "i": sympy.I}
 _UPRIGHT_CONSTANT = re.compile(r"\\(?:mathrm|text|operatorname)\s*\{\s*([ei])\s*\}")
 _LATEX_ONLY = [LatexExtractionConfig()]
+# Values for the unknowns when two expressions are compared at a point (30 digits, nothing an
+# answer is likely made of: the plastic number, Euler's gamma, the Dottie number).
+_POINT = [sympy.Float("1.32471795724474602596090885448", 30), sympy.Float("0.577215664901532860606512090082", 30),
+          sympy.Float("0.739085133215160641655312087674", 30)]
 _TRANSFORMATIONS = standard_transformations + (
     implicit_multiplication_application,
     convert_xor,
@@ -134,7 +138,7 @@ def symbolic_equal(pred: str, gold: str, precision: int = 6) -> str:
         return TRUTH_VALUE
     verdict = DIFFERENT
     for gold_reading, pred_reading in product(gold_readings, pred_readings):
-        if not _verify(gold_reading, pred_reading, precision):
+        if _differ_at_a_point(gold_reading, pred_reading) or not _verify(gold_reading, pred_reading, precision):
             continue
         if not _sides_agree(gold_reading, pred_reading, precision):
             continue
@@ -142,6 +146,31 @@ def symbolic_equal(pred: str, gold: str, precision: int = 6) -> str:
             return EQUAL
         verdict = NO_SOLUTIONS
     return verdict
+
+
+def _differ_at_a_point(gold, pred) -> bool:
+    """Whether two expressions in unknowns take different values at a point, which proves that
+    no simplification makes them equal: math-verify's `simplify` of their difference (tens of
+    ms, most of a check) is then skipped, with the same verdict. "2wer" against "21", or a
+    wrong `x + 1` against `2x`. Numbers alone, symbols alone (math-verify compares those by
+    name), relations, sets and percentages are left to math-verify; so is a point where either
+    side is undefined, complex or infinite."""
+    sides = (gold, pred)
+    if not all(isinstance(side, sympy.Expr) and not isinstance(side, sympy.Symbol) and not side.is_Matrix
+               and not side.has(sympy.UnevaluatedExpr) for side in sides):
+        return False
+    unknowns = list(sympy.ordered(gold.free_symbols | pred.free_symbols))
+    if not unknowns or gold == pred:
+        return False
+    point = {unknown: _POINT[k % len(_POINT)] + k for k, unknown in enumerate(unknowns)}
+    try:
+        values = [side.evalf(30, subs=point) for side in sides]
+    except Exception:  # sympy cannot evaluate it there: no proof
+        return False
+    if not all(isinstance(value, sympy.Float) for value in values):
+        return False
+    g, p = values
+    return abs(g - p) > 1e-12 * max(1, abs(g), abs(p))
 
 
 def _verify(gold, pred, precision: int) -> bool:
