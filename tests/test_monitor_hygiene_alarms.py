@@ -11,7 +11,8 @@ from datasets import Dataset
 from loop.config import ConfigError, validate
 from loop.monitor.alarms import check_alarms, holds, read_alarms, record_alarms
 from loop.monitor.config import AlarmRule, Condition, MonitorConfig, default_alarms
-from loop.monitor.hygiene import EvalNgrams, MinHasher, NearDupIndex, minhash_signatures
+from loop.monitor import hygiene
+from loop.monitor.hygiene import EvalNgrams, MinHasher, NearDupIndex, minhash_signatures, shingles
 from loop.monitor.monitor import Monitor
 
 LONG = ("first add the two tens to get forty then add the ones to get seven so the total is forty seven "
@@ -50,6 +51,18 @@ def test_a_word_for_word_copy_of_an_earlier_round_is_dropped_without_an_lsh_quer
     assert len(asked) == 3  # the two copies of LONG were not looked up
     index.keep_only([])  # the round kept nothing: its new answer is forgotten, copy and all
     assert index.admit(minhash_signatures(["a new answer of this round"], 128, 3))[0] == [True]
+
+
+def test_signatures_for_many_texts_at_once_are_datasketchs_own(monkeypatch):
+    from datasketch import MinHash
+
+    texts = [LONG, _near_copy(LONG), "", "one", "two words", "a b c d e f g h " * 30]
+    for num_perm in (16, 64, 128):
+        expected = np.stack([MinHash.bulk([shingles(t, 3)], num_perm=num_perm, scheme="affine32")[0].hashvalues
+                             for t in texts])
+        assert np.array_equal(minhash_signatures(texts, num_perm, 3), expected)
+    monkeypatch.setattr(hygiene, "_SHINGLES_AT_ONCE", 5)  # texts split over many tables
+    assert np.array_equal(minhash_signatures(texts, 128, 3), expected)
 
 
 def test_minhasher_hashes_a_text_once_while_it_remembers_it_and_gives_datasketch_signatures():

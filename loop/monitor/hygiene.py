@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from pathlib import Path
@@ -24,6 +25,7 @@ from policies.atomic import write_bytes
 MIN_WORDS = 3  # "Simplify." or a bare "42" matches everything; such eval texts are not tested
 _WORD = re.compile(r"\w+|[^\w\s]")  # words and single symbols: "3+5" and "3-5" differ
 _SCHEME = "affine32"  # datasketch's MinHash hashing scheme, pinned so saved signatures stay valid
+_SHINGLES_AT_ONCE = 1 << 16  # rows of one shingles x permutations table: 16 MiB at 64 permutations
 
 
 # --- near-duplicates -----------------------------------------------------------------------
@@ -35,13 +37,55 @@ def shingles(text: str, n: int) -> list[bytes]:
 
 
 def minhash_signatures(texts: Sequence[str], num_perm: int, shingle_words: int) -> np.ndarray:
-    """One row of `num_perm` MinHash values per text (uint32)."""
-    from datasketch import MinHash
-
+    """One row of `num_perm` MinHash values per text (uint32): datasketch's "affine32" MinHash of
+    its word shingles, computed for many texts at once (one table of shingles x permutations,
+    reduced per text) instead of datasketch's few numpy calls per text, 3-4x fewer seconds."""
     if not texts:
         return np.zeros((0, num_perm), dtype=np.uint32)
+    permute = _affine_permutations(num_perm)
+    if permute is None:  # a datasketch whose scheme this does not reproduce: its own, text by text
+        return _datasketch_signatures(texts, num_perm, shingle_words)
+    from datasketch.hashfunc import sha1_hash32
+
+    out = np.empty((len(texts), num_perm), dtype=np.uint32)
+    start = 0
+    while start < len(texts):  # texts in chunks of about _SHINGLES_AT_ONCE shingles: bounded memory
+        hashes: list[int] = []
+        starts, end = [], start
+        while end < len(texts) and len(hashes) < _SHINGLES_AT_ONCE:
+            starts.append(len(hashes))
+            hashes += [sha1_hash32(shingle) for shingle in shingles(texts[end], shingle_words)]
+            end += 1
+        out[start:end] = np.minimum.reduceat(permute(np.array(hashes, dtype=np.uint32)), starts, axis=0)
+        start = end
+    return out
+
+
+def _datasketch_signatures(texts: Sequence[str], num_perm: int, shingle_words: int) -> np.ndarray:
+    from datasketch import MinHash
+
     hashes = MinHash.bulk((shingles(t, shingle_words) for t in texts), num_perm=num_perm, scheme=_SCHEME)
     return np.stack([m.hashvalues for m in hashes]).astype(np.uint32)
+
+
+@functools.lru_cache(maxsize=None)
+def _affine_permutations(num_perm: int):
+    """datasketch's affine32 step for many shingle hashes at once: its MurmurHash3 pre-mix, then
+    a*h + b per permutation, wrapping in uint32. None unless it gives datasketch's own values on
+    a probe (its permutations are its own; the pre-mix is a private function of it)."""
+    from datasketch import MinHash
+    from datasketch.minhash import _fmix
+
+    a, b = MinHash(num_perm=num_perm, scheme=_SCHEME).permutations
+
+    def permute(hashes: np.ndarray) -> np.ndarray:
+        return _fmix(hashes[:, None], 32) * a + b
+
+    from datasketch.hashfunc import sha1_hash32
+
+    probe = ["a probe text of several words to hash", "x"]
+    mine = [permute(np.array([sha1_hash32(s) for s in shingles(t, 3)], dtype=np.uint32)).min(axis=0) for t in probe]
+    return permute if np.array_equal(np.stack(mine), _datasketch_signatures(probe, num_perm, 3)) else None
 
 
 class MinHasher:
@@ -96,10 +140,11 @@ class NearDupIndex:
             # later candidates): such a copy is of an earlier round, whatever older signature
             # the LSH would also find, and needs no query.
             copy = self._key_of.get(row.tobytes())
-            match = copy if copy is not None and copy < earlier else self._nearest_copy(row)
+            minhash = None if copy is not None and copy < earlier else self._minhash(row)
+            match = copy if minhash is None else self._nearest_copy(row, minhash)
             keep.append(match is None)
             if match is None:
-                self._admitted[position] = self._insert(row)
+                self._admitted[position] = self._insert(row, minhash)
             elif match < earlier:
                 of_earlier += 1
             else:
@@ -121,17 +166,17 @@ class NearDupIndex:
     def __len__(self) -> int:
         return len(self._signatures)
 
-    def _nearest_copy(self, row: np.ndarray) -> int | None:
+    def _nearest_copy(self, row: np.ndarray, minhash) -> int | None:
         """The oldest indexed signature this one nearly copies (LSH candidates, confirmed by
         estimate). The oldest, not the first the LSH returns: its set order depends on the
         index's history, and a resumed run (index rebuilt from files) must count the same."""
-        matches = [key for key in self._lsh.query(self._minhash(row))
+        matches = [key for key in self._lsh.query(minhash)
                    if np.mean(self._signatures[key] == row) >= self.threshold]
         return min(matches, default=None)
 
-    def _insert(self, row: np.ndarray) -> int:
+    def _insert(self, row: np.ndarray, minhash=None) -> int:
         key, self._next_key = self._next_key, self._next_key + 1
-        self._lsh.insert(key, self._minhash(row), check_duplication=False)
+        self._lsh.insert(key, self._minhash(row) if minhash is None else minhash, check_duplication=False)
         self._signatures[key] = row
         self._key_of.setdefault(row.tobytes(), key)
         return key
