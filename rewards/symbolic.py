@@ -100,6 +100,10 @@ _LATEX_ONLY = [LatexExtractionConfig()]
 # answer is likely made of: the plastic number, Euler's gamma, the Dottie number).
 _POINT = [sympy.Float("1.32471795724474602596090885448", 30), sympy.Float("0.577215664901532860606512090082", 30),
           sympy.Float("0.739085133215160641655312087674", 30)]
+# What `_differ_at_a_point` evaluates: numbers, unknowns, arithmetic, elementary functions.
+_ELEMENTARY = (sympy.Symbol, sympy.Number, sympy.NumberSymbol, sympy.Add, sympy.Mul, sympy.Pow, sympy.Abs,
+               sympy.exp, sympy.log, sympy.sin, sympy.cos, sympy.tan, sympy.cot, sympy.sec, sympy.csc,
+               sympy.asin, sympy.acos, sympy.atan, sympy.sinh, sympy.cosh, sympy.tanh)
 _TRANSFORMATIONS = standard_transformations + (
     implicit_multiplication_application,
     convert_xor,
@@ -152,23 +156,26 @@ def _differ_at_a_point(gold, pred) -> bool:
     """Whether two expressions in unknowns take different values at a point, which proves that
     no simplification makes them equal: math-verify's `simplify` of their difference (tens of
     ms, most of a check) is then skipped, with the same verdict. "2wer" against "21", or a
-    wrong `x + 1` against `2x`. Numbers alone, symbols alone (math-verify compares those by
-    name), relations, sets and percentages are left to math-verify; so is a point where either
+    wrong `x + 1` against `2x`. Only arithmetic and elementary functions of real unknowns: a
+    sum, a product or a factorial may not be, at a non-integer point, what simplification
+    takes it for. Numbers alone, symbols alone (math-verify compares those by name),
+    relations, sets and percentages are left to math-verify, and so is a point where either
     side is undefined, complex or infinite."""
     sides = (gold, pred)
-    if not all(isinstance(side, sympy.Expr) and not isinstance(side, sympy.Symbol) and not side.is_Matrix
-               and not side.has(sympy.UnevaluatedExpr) for side in sides):
+    if not all(isinstance(side, sympy.Expr) and not isinstance(side, sympy.Symbol) for side in sides):
         return False
     unknowns = list(sympy.ordered(gold.free_symbols | pred.free_symbols))
-    if not unknowns or gold == pred:
+    if not unknowns or gold == pred or not all(unknown.is_real for unknown in unknowns):
+        return False
+    if not all(isinstance(node, _ELEMENTARY) for side in sides for node in sympy.preorder_traversal(side)):
         return False
     point = {unknown: _POINT[k % len(_POINT)] + k for k, unknown in enumerate(unknowns)}
     try:
         values = [side.evalf(30, subs=point) for side in sides]
     except Exception:  # sympy cannot evaluate it there: no proof
         return False
-    if not all(isinstance(value, sympy.Float) for value in values):
-        return False
+    if not all(value.is_Number and value.is_real is True and value.is_finite is True for value in values):
+        return False  # (an exact 0 stays an Integer)
     g, p = values
     return abs(g - p) > 1e-12 * max(1, abs(g), abs(p))
 
