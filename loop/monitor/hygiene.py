@@ -19,6 +19,11 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+# At import, not at first use: datasketch's import (scipy.integrate for the LSH's parameters)
+# costs 0.1-0.2 s, which a lazy import put in round 1's filter phase.
+from datasketch import LeanMinHash, MinHash, MinHashLSH
+from datasketch.hashfunc import sha1_hash32
+from datasketch.minhash import _fmix
 
 from policies.atomic import write_bytes
 
@@ -45,8 +50,6 @@ def minhash_signatures(texts: Sequence[str], num_perm: int, shingle_words: int) 
     permute = _affine_permutations(num_perm)
     if permute is None:  # a datasketch whose scheme this does not reproduce: its own, text by text
         return _datasketch_signatures(texts, num_perm, shingle_words)
-    from datasketch.hashfunc import sha1_hash32
-
     out = np.empty((len(texts), num_perm), dtype=np.uint32)
     start = 0
     while start < len(texts):  # texts in chunks of about _SHINGLES_AT_ONCE shingles: bounded memory
@@ -62,7 +65,6 @@ def minhash_signatures(texts: Sequence[str], num_perm: int, shingle_words: int) 
 
 
 def _datasketch_signatures(texts: Sequence[str], num_perm: int, shingle_words: int) -> np.ndarray:
-    from datasketch import MinHash
 
     hashes = MinHash.bulk((shingles(t, shingle_words) for t in texts), num_perm=num_perm, scheme=_SCHEME)
     return np.stack([m.hashvalues for m in hashes]).astype(np.uint32)
@@ -73,15 +75,11 @@ def _affine_permutations(num_perm: int):
     """datasketch's affine32 step for many shingle hashes at once: its MurmurHash3 pre-mix, then
     a*h + b per permutation, wrapping in uint32. None unless it gives datasketch's own values on
     a probe (its permutations are its own; the pre-mix is a private function of it)."""
-    from datasketch import MinHash
-    from datasketch.minhash import _fmix
 
     a, b = MinHash(num_perm=num_perm, scheme=_SCHEME).permutations
 
     def permute(hashes: np.ndarray) -> np.ndarray:
         return _fmix(hashes[:, None], 32) * a + b
-
-    from datasketch.hashfunc import sha1_hash32
 
     probe = ["a probe text of several words to hash", "x"]
     mine = [permute(np.array([sha1_hash32(s) for s in shingles(t, 3)], dtype=np.uint32)).min(axis=0) for t in probe]
@@ -115,8 +113,6 @@ class NearDupIndex:
     """An LSH index over kept completions' signatures; `admit` keeps a text only if it is new."""
 
     def __init__(self, threshold: float, num_perm: int):
-        from datasketch import MinHashLSH
-
         self.threshold, self.num_perm = threshold, num_perm
         self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
         # Keys grow in insertion order and are never reused, so "oldest" is the smallest key
@@ -184,8 +180,6 @@ class NearDupIndex:
     @staticmethod
     def _minhash(row: np.ndarray):
         # The index reads only hash values: the lean wrapper skips MinHash's permutations.
-        from datasketch import LeanMinHash
-
         return LeanMinHash(seed=1, hashvalues=row, scheme=_SCHEME)
 
 
