@@ -13,6 +13,9 @@ A reward whose verdict is a function of the sample alone says so with a `sample_
 attribute: the dataset columns it reads besides the prompt and the completion. Samples equal
 in all of those are then judged once: a policy that has learnt a task repeats itself, and in
 the CPU demo's later rounds 60% of the samples are a copy of another sample of their prompt.
+
+`start_scoring` is `score_all` in two steps, for a caller with other work to do while a
+reward's worker processes check (`start_verdicts`: the math reward's symbolic checks).
 """
 
 from __future__ import annotations
@@ -163,7 +166,8 @@ def as_trl(rewards: list[WeightedReward]) -> tuple[list[Callable], list[float]]:
 
 def _start_run(reward: WeightedReward, prompts: list, completions: list,
                columns: dict) -> Callable[[], tuple[list, list]]:
-    """The reward's scores and reasons, each distinct sample judged once (see the module doc)."""
+    """The reward started on these samples, each distinct sample judged once (see the module
+    doc); the function returned gives its scores and reasons."""
     firsts, copy_of = _distinct_samples(reward, prompts, completions, columns)
     if len(firsts) == len(completions):
         return _start_judge(reward, prompts, completions, columns)
@@ -202,6 +206,7 @@ def _distinct_samples(reward: WeightedReward, prompts: list, completions: list,
 
 def _start_judge(reward: WeightedReward, prompts: list, completions: list,
                  columns: dict) -> Callable[[], tuple[list, list]]:
+    """`start_verdicts` where the reward has it (its workers go on meanwhile), else judged now."""
     start = getattr(reward.fn, "start_verdicts", None)
     verdicts = start(prompts, completions, **columns) if callable(start) else None
     if verdicts is None:
