@@ -150,7 +150,8 @@ class MathReward:
             )
         golds: dict[str | None, _Gold] = {}  # n samples share a reference: read it once
         first_pass = [self._judge_directly(c, _gold_of(r, golds)) for c, r in zip(completions, reference_answer)]
-        symbolic = self._start_symbolic({(item.pred, item.gold) for item in first_pass if isinstance(item, _SymbolicCheck)})
+        checks = {(item.pred, item.gold) for item in first_pass if isinstance(item, _SymbolicCheck)}
+        symbolic = self._start_symbolic(checks)
 
         def finish() -> list[Verdict]:
             results = symbolic()
