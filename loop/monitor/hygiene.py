@@ -50,6 +50,10 @@ def minhash_signatures(texts: Sequence[str], num_perm: int, shingle_words: int) 
     permute = _affine_permutations(num_perm)
     if permute is None:  # a datasketch whose scheme this does not reproduce: its own, text by text
         return _datasketch_signatures(texts, num_perm, shingle_words)
+    return _signatures(texts, shingle_words, permute, num_perm)
+
+
+def _signatures(texts: Sequence[str], shingle_words: int, permute, num_perm: int) -> np.ndarray:
     out = np.empty((len(texts), num_perm), dtype=np.uint32)
     start = 0
     while start < len(texts):  # texts in chunks of about _SHINGLES_AT_ONCE shingles: bounded memory
@@ -65,7 +69,6 @@ def minhash_signatures(texts: Sequence[str], num_perm: int, shingle_words: int) 
 
 
 def _datasketch_signatures(texts: Sequence[str], num_perm: int, shingle_words: int) -> np.ndarray:
-
     hashes = MinHash.bulk((shingles(t, shingle_words) for t in texts), num_perm=num_perm, scheme=_SCHEME)
     return np.stack([m.hashvalues for m in hashes]).astype(np.uint32)
 
@@ -75,15 +78,14 @@ def _affine_permutations(num_perm: int):
     """datasketch's affine32 step for many shingle hashes at once: its MurmurHash3 pre-mix, then
     a*h + b per permutation, wrapping in uint32. None unless it gives datasketch's own values on
     a probe (its permutations are its own; the pre-mix is a private function of it)."""
-
     a, b = MinHash(num_perm=num_perm, scheme=_SCHEME).permutations
 
     def permute(hashes: np.ndarray) -> np.ndarray:
         return _fmix(hashes[:, None], 32) * a + b
 
     probe = ["a probe text of several words to hash", "x"]
-    mine = [permute(np.array([sha1_hash32(s) for s in shingles(t, 3)], dtype=np.uint32)).min(axis=0) for t in probe]
-    return permute if np.array_equal(np.stack(mine), _datasketch_signatures(probe, num_perm, 3)) else None
+    mine = _signatures(probe, 3, permute, num_perm)
+    return permute if np.array_equal(mine, _datasketch_signatures(probe, num_perm, 3)) else None
 
 
 class MinHasher:
